@@ -1,0 +1,139 @@
+"""The parts of a snapshot on tiny Keras models: layer choice, layer outputs, error metadata, names, probe."""
+
+import keras
+import numpy as np
+import pytest
+
+from projector_export import error_metadata as meta
+from projector_export.layer_outputs import LayerOutputs, default_layers, resolve_layers
+from projector_export.snapshots import EmbeddingSnapshots, snapshot_name, take_probe
+
+
+def _tiny_cnn(softmax: bool = False) -> keras.Model:
+    inputs = keras.Input((6, 6, 1), name="images")
+    x = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.MaxPooling2D(2, name="pool1")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(4, activation="relu", name="fc1")(x)
+    x = keras.layers.Dropout(0.9, name="dropout")(x)
+    outputs = keras.layers.Dense(3, activation="softmax" if softmax else None, name="logits")(x)
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    return _tiny_cnn()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).random((7, 6, 6, 1)).astype(np.float32)
+
+
+def test_default_layers_are_convolutions_and_dense(model):
+    assert default_layers(model) == ["conv1", "fc1", "logits"]
+
+
+def test_unknown_layer_lists_the_model_layers(model):
+    with pytest.raises(ValueError, match=r"'conv9'.*images, conv1, pool1, flatten, fc1, dropout, logits"):
+        resolve_layers(model, ["conv1", "conv9"])
+    with pytest.raises(TypeError, match="split it first"):
+        resolve_layers(model, "conv1,fc1")
+    assert resolve_layers(model, ["fc1", "conv1", "fc1"]) == ["fc1", "conv1"]
+
+
+def test_callback_checks_layers_when_given_the_model(model, images, tmp_path):
+    with pytest.raises(ValueError, match="Unknown layer name.*'fc9'.*conv1, pool1"):
+        EmbeddingSnapshots(images, np.zeros(7, int), tmp_path, layers=["fc9"], model=model)
+    with pytest.raises(ValueError, match="every"):
+        EmbeddingSnapshots(images, np.zeros(7, int), tmp_path, every=-1)
+
+
+def test_fit_fails_before_the_first_step_on_an_unknown_layer(images, tmp_path):
+    model = _tiny_cnn()
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callback = EmbeddingSnapshots(images, np.zeros(7, int), tmp_path, layers=["nope"])
+    with pytest.raises(ValueError, match="Unknown layer name.*'nope'"):
+        model.fit(images, np.zeros(7, int), epochs=1, verbose=0, callbacks=[callback])
+    assert int(model.optimizer.iterations.numpy()) == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_layer_outputs_are_flattened_inference_mode_outputs(model, images):
+    features, scores = LayerOutputs(model, ["conv1", "fc1", "logits"])(images)
+    assert {name: f.shape for name, f in features.items()} == {"conv1": (7, 72), "fc1": (7, 4), "logits": (7, 3)}
+    np.testing.assert_allclose(features["conv1"], keras.Model(model.inputs, model.get_layer("conv1").output)
+                               .predict(images, verbose=0).reshape(7, -1), rtol=1e-5)
+    # Inference mode: dropout (rate 0.9) is off, so the class scores are the model's own predictions.
+    np.testing.assert_allclose(scores, model.predict(images, verbose=0), rtol=1e-5)
+    np.testing.assert_array_equal(scores, features["logits"])
+
+
+def test_layer_outputs_add_the_model_output_when_not_chosen(model, images):
+    features, scores = LayerOutputs(model, ["pool1"])(images)
+    assert list(features) == ["pool1"] and features["pool1"].shape == (7, 18)
+    np.testing.assert_allclose(scores, model.predict(images, verbose=0), rtol=1e-5)
+
+
+def test_error_metadata_columns():
+    logits = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.25, 0.5, 0.25]]))
+    columns = meta.error_metadata(logits + 3.0, np.array([0, 1, 1]), ["cat", "dog", "owl"])
+    assert tuple(columns) == meta.COLUMNS
+    assert columns == {
+        "index": ["0", "1", "2"],
+        "label": ["cat", "dog", "dog"],
+        "prediction": ["cat", "owl", "dog"],
+        "correct": ["yes", "no", "yes"],
+        "confidence": ["0.7000", "0.8000", "0.5000"],
+        "loss": [f"{-np.log(p):.4f}" for p in (0.7, 0.1, 0.5)],
+        "error": ["", "dog→owl", ""],
+    }
+    probabilities = meta.error_metadata(np.exp(logits), np.array([0, 1, 1]), ["cat", "dog", "owl"], from_logits=False)
+    assert probabilities == columns
+
+
+def test_error_metadata_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match="N x 2"):
+        meta.error_metadata(np.zeros((4, 3)), np.zeros(4, int), ["a", "b"])
+    with pytest.raises(ValueError, match="Expected 4 labels"):
+        meta.error_metadata(np.zeros((4, 2)), np.zeros(3, int), ["a", "b"])
+
+
+def test_softmax_output_is_recognised(model):
+    assert not meta.outputs_are_probabilities(model)
+    assert meta.outputs_are_probabilities(_tiny_cnn(softmax=True))
+
+
+def test_class_embedding_is_the_last_dense_kernel_transposed(model):
+    weights = meta.class_embedding(model, 3)
+    np.testing.assert_array_equal(weights, model.get_layer("logits").get_weights()[0].T)
+    assert weights.shape == (3, 4)
+    assert meta.class_embedding(model, 5) is None
+
+
+def test_class_mean_images_keep_the_dtype():
+    images = np.array([[[0, 10]], [[2, 20]], [[255, 255]]], dtype=np.uint8)
+    means = meta.class_mean_images(images, np.array([0, 0, 2]), 3)
+    assert means.dtype == np.uint8
+    np.testing.assert_array_equal(means, [[[1, 15]], [[0, 0]], [[255, 255]]])
+
+
+@pytest.mark.parametrize(
+    ("layer", "step", "total", "name"),
+    [("conv2", 4000, 10_000, "conv2/step_004000"), ("fc1", 0, None, "fc1/step_000000"),
+     ("fc1", 12, 2_000_000, "fc1/step_0000012"), ("logits", None, 500, "logits")],
+)
+def test_snapshot_names_sort_in_step_order(layer, step, total, name):
+    assert snapshot_name(layer, step, total) == name
+
+
+def test_probe_is_the_first_images_and_never_larger_than_the_data():
+    images, labels = np.arange(30).reshape(10, 3), np.arange(10)
+    probe_images, probe_labels = take_probe(images, labels, 4)
+    np.testing.assert_array_equal(probe_images, images[:4])
+    np.testing.assert_array_equal(probe_labels, labels[:4])
+    with pytest.raises(ValueError, match="Probe size 11 .* the data has 10 examples"):
+        take_probe(images, labels, 11)
+    with pytest.raises(TypeError, match="int"):
+        take_probe(images, labels, 2.5)
