@@ -1,0 +1,71 @@
+"""The run's `projector_config.pbtxt`, read and written through TensorBoard's own proto."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from google.protobuf import text_format
+from tensorboard.plugins.projector import metadata as _projector_metadata
+from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, ProjectorConfig
+
+from projector_export.atomic import write_atomic
+
+# The file name TensorBoard's projector plugin looks for in a run directory.
+CONFIG_FILENAME = _projector_metadata.PROJECTOR_FILENAME
+
+
+def config_path(run_dir: str) -> str:
+    return os.path.join(run_dir, CONFIG_FILENAME)
+
+
+def read_config(run_dir: str) -> ProjectorConfig:
+    """Parses the run's config, or returns an empty one when there is none.
+
+    Raises ValueError when the file exists but is not a valid ProjectorConfig.
+    """
+    config = ProjectorConfig()
+    path = config_path(run_dir)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        try:
+            text_format.Parse(text, config)
+        except text_format.ParseError as e:
+            raise ValueError(
+                f"Cannot update {path!r}: it is not a valid ProjectorConfig ({e}). Fix or delete it, "
+                "or export into another run."
+            ) from None
+    return config
+
+
+def upsert(config: ProjectorConfig, entries: Iterable[EmbeddingInfo]) -> ProjectorConfig:
+    """Returns a copy of `config` where each entry replaces the one of the same tensor name (or is appended)."""
+    updated = ProjectorConfig()
+    updated.CopyFrom(config)
+    for entry in entries:
+        for i, existing in enumerate(updated.embeddings):
+            if existing.tensor_name == entry.tensor_name:
+                updated.embeddings[i].CopyFrom(entry)
+                break
+        else:
+            updated.embeddings.add().CopyFrom(entry)
+    return updated
+
+
+def write_config(run_dir: str, config: ProjectorConfig) -> str:
+    """Writes the config atomically; returns its path."""
+    path = config_path(run_dir)
+    write_atomic(path, text_format.MessageToString(config))
+    return path
+
+
+def referenced_files(config: ProjectorConfig) -> set[str]:
+    """Relative paths of the metadata and sprite files the config refers to."""
+    paths = set()
+    for entry in config.embeddings:
+        if entry.metadata_path:
+            paths.add(os.path.normpath(entry.metadata_path))
+        if entry.sprite.image_path:
+            paths.add(os.path.normpath(entry.sprite.image_path))
+    return paths

@@ -1,0 +1,37 @@
+"""Event files in the run directory: TensorBoard lists a run only if it holds one."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+# TensorFlow's event file names start with this (tf.summary and TensorBoard's reader agree).
+_EVENT_FILE_GLOB = "events.out.tfevents.*"
+# Text summary tag under which the PCA reductions are described (TensorBoard's TEXT tab).
+REDUCTION_TAG = "projector/reduction"
+
+
+def has_event_file(run_dir: str) -> bool:
+    return bool(glob.glob(os.path.join(glob.escape(run_dir), _EVENT_FILE_GLOB)))
+
+
+def write_text(run_dir: str, tag: str, text: str, step: int) -> None:
+    """Writes one text summary with `tf.summary` (which creates a new event file)."""
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(run_dir)
+    with writer.as_default():
+        tf.summary.text(tag, text, step=step)
+    writer.close()
+
+
+def ensure_event_file(run_dir: str) -> bool:
+    """Creates an (empty) event file with tf.summary unless the run already has one; returns whether it did."""
+    if has_event_file(run_dir):
+        return False
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(run_dir)
+    writer.flush()
+    writer.close()
+    return True

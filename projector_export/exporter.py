@@ -1,0 +1,255 @@
+"""`export_embeddings`: named N×D arrays, images and metadata into a TensorBoard run's PROJECTOR."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from projector_export import checkpoint, config as config_lib, events
+from projector_export.atomic import write_once
+from projector_export.metadata import check_metadata, to_tsv
+from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM, pca
+from projector_export.sprite import cell_size as sprite_cell_size, check_images, make_sprite
+from projector_export.validation import check_embeddings, check_logdir, check_run_name
+
+REDUCE_OPTIONS = ("auto", "pca", "none")
+_SPRITE_RE = re.compile(r"(sprite|metadata)-[0-9a-f]{16}\.(png|tsv)$")
+# Bumped when the sprite/metadata encoding changes, so content-addressed names change too.
+_ASSET_FORMAT_VERSION = b"1"
+
+
+@dataclass(frozen=True)
+class ExportedTensor:
+    """One tensor as written.
+
+    Attributes:
+      name: tensor name in the checkpoint and the PROJECTOR.
+      shape: (N, D) as written (after PCA, if any).
+      input_shape: (N, D) as received.
+      explained_variance_ratio: share of variance the PCA kept (0..1), None when not reduced.
+    """
+
+    name: str
+    shape: tuple[int, int]
+    input_shape: tuple[int, int]
+    explained_variance_ratio: float | None
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What `export_embeddings` wrote.
+
+    Attributes:
+      logdir: the log dir to open with `tensorboard --logdir`.
+      run_dir: the run directory (the log dir itself when `run` was None).
+      config_path: the run's projector_config.pbtxt.
+      checkpoint_prefix: the checkpoint bundle now holding all of the run's tensors.
+      tensors: the tensors of this call, in the order given.
+      sprite_path: the sprite PNG (None without images).
+      metadata_path: the metadata TSV (None without metadata).
+      files_written: files this call created (content-addressed files that already existed are not rewritten).
+    """
+
+    logdir: str
+    run_dir: str
+    config_path: str
+    checkpoint_prefix: str
+    tensors: tuple[ExportedTensor, ...]
+    sprite_path: str | None
+    metadata_path: str | None
+    files_written: tuple[str, ...]
+
+    @property
+    def tensorboard_command(self) -> str:
+        return f"tensorboard --logdir {self.logdir}"
+
+
+def export_embeddings(
+    logdir: str | os.PathLike,
+    embeddings: Mapping[str, np.ndarray],
+    *,
+    run: str | None = None,
+    images: np.ndarray | None = None,
+    metadata: Mapping[str, object] | object | None = None,
+    reduce: str | None = "auto",
+    pca_components: int = DEFAULT_PCA_COMPONENTS,
+    dark_on_white: bool = False,
+) -> ExportResult:
+    """Exports named embeddings of the same N examples into a run for TensorBoard's PROJECTOR.
+
+    Writes (inside `<logdir>/<run>/`): the tensors into a TensorFlow checkpoint bundle named
+    by the run's `checkpoint` state file, the `projector_config.pbtxt` (TensorBoard's
+    `ProjectorConfig` proto), a sprite PNG and a metadata TSV (content-addressed under
+    `projector/`, written once however many tensors share them), and an event file if the run
+    has none, so TensorBoard lists the run. Each call only adds its own tensors (the cost
+    does not grow with earlier exports into the run); exporting a name again replaces it.
+    Everything is checked before anything is written; every file is written atomically and
+    the state file flips last, so a TensorBoard reading meanwhile sees the old or the new
+    export, never a mix.
+
+    Args:
+      logdir: the log dir (created if missing).
+      embeddings: tensor name -> N×D array of real numbers (any int/float dtype, written as
+        float32). Names may use '/' (`conv2/step_004000`); no '..', empty parts, `& # + % ? :`.
+      run: the run directory inside `logdir` (one folder name); None exports into `logdir`.
+      images: N×H×W or N×H×W×C (C = 1 or 3) uint8, or float in [0, 1]; image i shows example i.
+      metadata: columns `{name: N values}` (several are written with a header row), or one
+        sequence of N values (written without a header, shown as "label").
+      reduce: "auto" keeps the top `pca_components` principal components of tensors wider than
+        `PCA_THRESHOLD_DIM` (256); "pca" does so whenever D > pca_components; "none" (or None)
+        writes tensors as they are.
+      pca_components: number of principal components kept when reducing.
+      dark_on_white: draw the sprite inverted (MNIST digits as dark strokes on white).
+
+    Returns:
+      An `ExportResult` (paths, shapes written, explained variance of each reduced tensor).
+
+    Raises:
+      TypeError, ValueError: for invalid input, before anything is written.
+
+    Example:
+      >>> export_embeddings("logs", {"dense/step_000300": act}, run="tutorial",
+      ...                   images=x_test[:1000], metadata={"label": y_test[:1000]})
+    """
+    logdir = check_logdir(logdir)
+    run_dir = logdir if run is None else os.path.join(logdir, check_run_name(run))
+    reduce_mode = _check_reduce(reduce, pca_components)
+    tensors = check_embeddings(embeddings)
+    n_rows = next(iter(tensors.values())).shape[0]
+    images = None if images is None else check_images(images, n_rows)
+    columns = None if metadata is None else check_metadata(metadata, n_rows)
+    _check_run_dir(run_dir)
+    old_config = config_lib.read_config(run_dir)
+    previous = checkpoint.current_prefix(run_dir)
+
+    written: list[str] = []
+    assets_dir = os.path.join(run_dir, checkpoint.ASSETS_DIRNAME)
+    os.makedirs(assets_dir, exist_ok=True)
+
+    sprite_rel = cell_size = None
+    if images is not None:
+        sprite_rel = f"{checkpoint.ASSETS_DIRNAME}/sprite-{_digest(images, dark_on_white)}.png"
+        sprite_path = os.path.join(run_dir, sprite_rel)
+        if write_once(sprite_path, lambda: make_sprite(images, dark_on_white=dark_on_white).to_png()):
+            written.append(sprite_path)
+        cell_size = sprite_cell_size(images.shape)
+
+    metadata_rel = None
+    if columns is not None:
+        tsv = to_tsv(columns).encode("utf-8")
+        metadata_rel = f"{checkpoint.ASSETS_DIRNAME}/metadata-{_digest_bytes(tsv)}.tsv"
+        metadata_path = os.path.join(run_dir, metadata_rel)
+        if write_once(metadata_path, lambda: tsv):
+            written.append(metadata_path)
+
+    to_write: dict[str, np.ndarray] = {}
+    exported: list[ExportedTensor] = []
+    for name, array in tensors.items():
+        ratio = None
+        if _should_reduce(reduce_mode, array.shape[1], pca_components):
+            result = pca(array, pca_components)
+            ratio = result.explained_variance_ratio
+            out = result.coordinates
+        else:
+            out = array
+        to_write[name] = out
+        exported.append(ExportedTensor(name, out.shape, array.shape, ratio))
+
+    prefix = checkpoint.write_generation(run_dir, to_write, previous)
+    written.append(prefix + ".index")
+
+    entries = [_entry(t, metadata_rel, sprite_rel, cell_size) for t in exported]
+    replaced = any(e.tensor_name == t.name for e in old_config.embeddings for t in exported)
+    new_config = config_lib.upsert(old_config, entries)
+    config_path = config_lib.write_config(run_dir, new_config)
+    written.append(config_path)
+
+    reduced = [t for t in exported if t.explained_variance_ratio is not None]
+    if reduced:
+        events.write_text(run_dir, events.REDUCTION_TAG, _reduction_markdown(reduced),
+                          step=int(prefix.rsplit("-", 1)[1]))
+    elif events.ensure_event_file(run_dir):
+        written.append(run_dir)
+
+    checkpoint.publish(run_dir, prefix)
+    if replaced:
+        _delete_unreferenced_assets(run_dir, new_config)
+    return ExportResult(
+        logdir=logdir,
+        run_dir=run_dir,
+        config_path=config_path,
+        checkpoint_prefix=prefix,
+        tensors=tuple(exported),
+        sprite_path=None if sprite_rel is None else os.path.join(run_dir, sprite_rel),
+        metadata_path=None if metadata_rel is None else os.path.join(run_dir, metadata_rel),
+        files_written=tuple(written),
+    )
+
+
+def _check_reduce(reduce: object, pca_components: object) -> str:
+    mode = "none" if reduce is None else reduce
+    if mode not in REDUCE_OPTIONS:
+        raise ValueError(f"Invalid value for argument `reduce`. Received: reduce={reduce!r}. Expected one of "
+                         f"{', '.join(map(repr, REDUCE_OPTIONS))} or None.")
+    if isinstance(pca_components, bool) or not isinstance(pca_components, (int, np.integer)):
+        raise TypeError(f"Invalid value for argument `pca_components`. Received: {pca_components!r} "
+                        f"({type(pca_components).__name__}). Expected a positive int.")
+    if pca_components < 1:
+        raise ValueError(f"Invalid value for argument `pca_components`. Received: {pca_components}. Expected an int ≥ 1.")
+    return mode
+
+
+def _should_reduce(mode: str, width: int, pca_components: int) -> bool:
+    if mode == "auto":
+        return width > PCA_THRESHOLD_DIM and width > pca_components
+    return mode == "pca" and width > pca_components
+
+
+def _check_run_dir(run_dir: str) -> None:
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise ValueError(f"Invalid run directory {run_dir!r}: it is a file, expected a directory. Choose another run.")
+    assets_dir = os.path.join(run_dir, checkpoint.ASSETS_DIRNAME)
+    if os.path.exists(assets_dir) and not os.path.isdir(assets_dir):
+        raise ValueError(f"Invalid run directory {run_dir!r}: {assets_dir!r} is a file, expected a directory.")
+
+
+def _digest(images: np.ndarray, dark_on_white: bool) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    h.update(_ASSET_FORMAT_VERSION)
+    h.update(f"{images.dtype.str}{images.shape}{dark_on_white}".encode())
+    h.update(np.ascontiguousarray(images).data)
+    return h.hexdigest()
+
+
+def _digest_bytes(data: bytes) -> str:
+    return hashlib.blake2b(_ASSET_FORMAT_VERSION + data, digest_size=8).hexdigest()
+
+
+def _entry(tensor: ExportedTensor, metadata_rel, sprite_rel, cell_size):
+    from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo
+
+    entry = EmbeddingInfo(tensor_name=tensor.name, tensor_shape=list(tensor.shape))
+    if metadata_rel:
+        entry.metadata_path = metadata_rel
+    if sprite_rel:
+        entry.sprite.image_path = sprite_rel
+        entry.sprite.single_image_dim.extend(cell_size)
+    return entry
+
+
+def _reduction_markdown(reduced: list[ExportedTensor]) -> str:
+    rows = [f"| {t.name} | {t.input_shape[1]} | {t.shape[1]} | {t.explained_variance_ratio:.1%} |" for t in reduced]
+    return "\n".join(["| tensor | input D | PCA components | explained variance |", "|---|---|---|---|", *rows])
+
+
+def _delete_unreferenced_assets(run_dir: str, config) -> None:
+    referenced = config_lib.referenced_files(config)
+    assets_dir = os.path.join(run_dir, checkpoint.ASSETS_DIRNAME)
+    for entry in os.listdir(assets_dir):
+        if _SPRITE_RE.match(entry) and os.path.normpath(f"{checkpoint.ASSETS_DIRNAME}/{entry}") not in referenced:
+            os.unlink(os.path.join(assets_dir, entry))

@@ -1,0 +1,145 @@
+"""export_embeddings end to end: what TensorBoard's real projector plugin serves equals what went in."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import pytest
+
+from _projector_client import ProjectorClient, sprite_cell
+from projector_export import export_embeddings
+from projector_export.metadata import BLANK_VALUE
+from projector_export.reduction import pca
+
+N = 7
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    return {
+        "a": rng.standard_normal((N, 5)),                      # float64 in, float32 out
+        "b": rng.integers(-3, 3, size=(N, 3)).astype(np.int16),  # ints are real numbers too
+        "images": rng.integers(0, 256, size=(N, 5, 4, 3), dtype=np.uint8),
+    }
+
+
+def test_tensors_metadata_and_sprite_are_served_exactly(tmp_path, data):
+    result = export_embeddings(
+        tmp_path, {"conv2/step_000001": data["a"], "dense": data["b"]}, run="run1",
+        images=data["images"], metadata={"label": list(range(N)), "name": [f"x{i}" for i in range(N)]},
+    )
+    served = ProjectorClient(tmp_path)
+    assert served.runs() == ["run1"]
+    assert [e["tensorName"] for e in served.info("run1")["embeddings"]] == ["conv2/step_000001", "dense"]
+    np.testing.assert_array_equal(served.tensor("run1", "conv2/step_000001"), data["a"].astype(np.float32))
+    np.testing.assert_array_equal(served.tensor("run1", "dense"), data["b"].astype(np.float32))
+    lines = served.metadata("run1", "dense").split("\n")
+    assert lines == ["label\tname"] + [f"{i}\tx{i}" for i in range(N)] + [""]
+    info = served.embedding_info("run1", "dense")
+    cell = tuple(info["sprite"]["singleImageDim"])
+    assert cell == (4, 5)  # (width, height)
+    sprite = served.sprite("run1", "dense")
+    for i in range(N):
+        np.testing.assert_array_equal(sprite_cell(sprite, i, cell), data["images"][i])
+    assert [t.shape for t in result.tensors] == [(N, 5), (N, 3)]
+    assert result.sprite_path and os.path.isfile(result.sprite_path)
+
+
+def test_single_column_has_no_header_and_values_cannot_break_rows(tmp_path, data):
+    values = ["tab\there", "new\nline", "cr\rlf", "日本語 ünïcode", "", "   ", "plain"]
+    export_embeddings(tmp_path, {"e": data["a"]}, run="r", metadata=values)
+    text = ProjectorClient(tmp_path).metadata("r", "e")
+    assert text.split("\n") == ["tab here", "new line", "cr lf", "日本語 ünïcode", BLANK_VALUE, BLANK_VALUE, "plain", ""]
+
+
+def test_grayscale_float_images_dark_on_white(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.random((5, 3, 2, 1))
+    export_embeddings(tmp_path, {"e": rng.random((5, 2))}, run="r", images=images, dark_on_white=True)
+    served = ProjectorClient(tmp_path)
+    sprite = served.sprite("r", "e")
+    assert sprite.ndim == 2  # grayscale PNG
+    expected = 255 - np.rint(images[..., 0] * 255).astype(np.uint8)
+    for i in range(5):
+        np.testing.assert_array_equal(sprite_cell(sprite, i, (2, 3)), expected[i])
+
+
+def test_incremental_exports_append_without_rewriting(tmp_path, data):
+    served = None
+    for step in range(1, 4):
+        result = export_embeddings(tmp_path, {f"conv2/step_{step:06d}": data["a"] * step}, run="r",
+                                   images=data["images"], metadata=list(range(N)))
+        if served is None:
+            served = ProjectorClient(tmp_path)
+        # The same plugin instance picks up every new export (it watches the checkpoint state).
+        names = [e["tensorName"] for e in served.info("r")["embeddings"]]
+        assert names == [f"conv2/step_{s:06d}" for s in range(1, step + 1)]
+        for s in range(1, step + 1):
+            np.testing.assert_array_equal(served.tensor("r", f"conv2/step_{s:06d}"), (data["a"] * s).astype(np.float32))
+        if step > 1:
+            # The sprite and metadata already existed: only the bundle and the config were written.
+            assert [os.path.basename(p) for p in result.files_written] == [
+                os.path.basename(result.checkpoint_prefix) + ".index", "projector_config.pbtxt"]
+    assets = sorted(os.listdir(tmp_path / "r" / "projector"))
+    # Generation 3 holds three shards (one per export); generation 2 is kept, generation 1 deleted.
+    assert [a for a in assets if a.startswith("embeddings-000003.data")] == [
+        f"embeddings-000003.data-0000{i}-of-00003" for i in range(3)]
+    assert not any(a.startswith("embeddings-000001") for a in assets)
+    assert len([a for a in assets if a.startswith("sprite-")]) == 1
+
+
+def test_reexporting_a_name_replaces_it(tmp_path, data):
+    export_embeddings(tmp_path, {"e": data["a"], "keep": data["b"]}, run="r", metadata=["old"] * N)
+    export_embeddings(tmp_path, {"e": data["a"] * 10}, run="r", metadata=["new"] * N)
+    served = ProjectorClient(tmp_path)
+    assert sorted(e["tensorName"] for e in served.info("r")["embeddings"]) == ["e", "keep"]
+    np.testing.assert_array_equal(served.tensor("r", "e"), (data["a"] * 10).astype(np.float32))
+    np.testing.assert_array_equal(served.tensor("r", "keep"), data["b"].astype(np.float32))
+    assert served.metadata("r", "e") == "new\n" * N
+    assert served.metadata("r", "keep") == "old\n" * N
+    export_embeddings(tmp_path, {"keep": data["b"]}, run="r", metadata=["newer"] * N)
+    # The metadata no entry refers to any more is deleted.
+    metadata_files = glob.glob(str(tmp_path / "r" / "projector" / "metadata-*"))
+    assert len(metadata_files) == 2
+
+
+def test_wide_tensor_is_reduced_with_pca(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((40, 300)) @ np.diag(np.linspace(3, 0.1, 300))
+    result = export_embeddings(tmp_path, {"wide": x}, run="r", pca_components=10)
+    (tensor,) = result.tensors
+    assert tensor.shape == (40, 10) and tensor.input_shape == (40, 300)
+    centered = x - x.mean(axis=0)
+    u, s, _ = np.linalg.svd(centered, full_matrices=False)
+    served = ProjectorClient(tmp_path).tensor("r", "wide")
+    # Principal-component coordinates, each up to its sign.
+    np.testing.assert_allclose(np.abs(served), np.abs(u[:, :10] * s[:10]), rtol=1e-4, atol=1e-4)
+    assert tensor.explained_variance_ratio == pytest.approx(np.sum(s[:10] ** 2) / np.sum(s**2), rel=1e-5)
+
+
+def test_reduce_none_keeps_wide_tensor(tmp_path):
+    x = np.random.default_rng(3).random((4, 300))
+    export_embeddings(tmp_path, {"wide": x}, run="r", reduce="none")
+    np.testing.assert_array_equal(ProjectorClient(tmp_path).tensor("r", "wide"), x.astype(np.float32))
+
+
+def test_several_runs_and_the_logdir_itself(tmp_path, data):
+    export_embeddings(tmp_path, {"e": data["a"]}, run="one")
+    export_embeddings(tmp_path, {"e": data["a"] * 2}, run="two")
+    served = ProjectorClient(tmp_path)
+    assert sorted(served.runs()) == ["one", "two"]
+    np.testing.assert_array_equal(served.tensor("two", "e"), (data["a"] * 2).astype(np.float32))
+    alone = tmp_path / "alone"
+    export_embeddings(alone, {"e": data["b"]})
+    assert ProjectorClient(alone).runs() == ["."]
+
+
+def test_event_file_is_created_only_when_missing(tmp_path, data):
+    export_embeddings(tmp_path, {"e": data["a"]}, run="r")
+    events = glob.glob(str(tmp_path / "r" / "events.out.tfevents.*"))
+    assert len(events) == 1
+    export_embeddings(tmp_path, {"f": data["a"]}, run="r")
+    assert glob.glob(str(tmp_path / "r" / "events.out.tfevents.*")) == events
