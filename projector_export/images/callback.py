@@ -1,0 +1,304 @@
+"""``ImageLogger``: the seeds' pictures as TensorBoard images of the training run, updated as it trains."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from projector_export.images import render
+from projector_export.images.confusion import confusion_matrix, markdown_table, worst_misclassified
+from projector_export.images.filter_patterns import filter_patterns
+from projector_export.images.grad_cam import grad_cam
+from projector_export.images.layers import conv_layers, feature_map_layers, outputs_model
+
+TAG_FILTERS = "filters"  # + "/<conv layer>"
+TAG_FEATURE_MAPS = "feature_maps"  # + "/<conv or pooling layer>"
+TAG_CONFUSION_MATRIX = "confusion_matrix"
+TAG_CONFUSION_TABLE = "confusion_matrix/table"  # TEXT tab; a tag of its own, TensorBoard keys tags per run
+TAG_MISCLASSIFIED = "misclassified"
+TAG_GRAD_CAM = "grad_cam"
+TAG_FILTER_PATTERNS = "filter_patterns"  # + "/<conv layer>"
+
+CAPTIONED_TILE = 80
+"""Smallest side of the digit tiles that carry a caption (misclassified, Grad-CAM)."""
+
+
+class ImageLogger(keras.callbacks.Callback):
+    """Logs filters, feature maps, confusion matrix, misclassified images, Grad-CAM and filter patterns.
+
+    Writes TensorBoard images (and the confusion matrix as a Markdown table in the TEXT tab) into the
+    training run, at the start of training, every ``every`` optimizer steps, and at the end; the step is the
+    optimizer's ``iterations``.
+    Filter patterns (gradient ascent, the one costly picture) are computed once, at the end of training.
+    Layers are found by type: ``Conv2D`` layers for filters, Grad-CAM (the last one) and patterns;
+    ``Conv2D`` and 2-D pooling layers for feature maps. The model's first output gives class scores
+    (logits, or probabilities when its last layer has a softmax activation).
+
+    Args:
+        writer: the run's ``tf.summary`` writer (shared with other callbacks, flushed but not closed here), or
+            the run's directory ``<logdir>/<run>``, for which a writer is created when first needed.
+        images: test images exactly as the model takes them (``N×H×W`` or ``N×H×W×C``, any dtype); their min
+            and max are the display range (and the range of filter patterns).
+        labels: ``N`` integer class labels.
+        every: log every this many optimizer steps (a positive int).
+        feature_map_images: how many of the first test images feature maps are drawn for (one grid each).
+        grad_cam_images: how many of the first test images get a Grad-CAM overlay.
+        misclassified: how many of the most confidently misclassified test images to show.
+        input_channel: the input channel whose filter weights are drawn for conv layers after the first.
+        pattern_steps: gradient-ascent steps for filter patterns at the end of training; 0 turns them off.
+        class_names: names written for the classes; default ``0 .. K-1``.
+        batch_size: batch size for predicting the test set.
+
+    Example:
+
+    ```python
+    model.fit(x_train, y_train, callbacks=[ImageLogger("logs/run1", x_test, y_test, every=1000)])
+    ```
+    """
+
+    def __init__(
+        self,
+        writer: tf.summary.SummaryWriter | str | os.PathLike,
+        images: np.ndarray,
+        labels: np.ndarray,
+        *,
+        every: int = 1000,
+        feature_map_images: int = 2,
+        grad_cam_images: int = 8,
+        misclassified: int = 9,
+        input_channel: int = 0,
+        pattern_steps: int = 30,
+        class_names: Sequence[str] | None = None,
+        batch_size: int = 1000,
+    ):
+        super().__init__()
+        images = np.asarray(images)
+        labels = np.asarray(labels)
+        if images.ndim not in (3, 4):
+            raise ValueError(f"images must be N×H×W or N×H×W×C as the model takes them; received shape {images.shape}.")
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(
+                f"labels must be N integer class ids; received dtype {labels.dtype}, shape {labels.shape} "
+                "(for one-hot labels pass labels.argmax(axis=1))."
+            )
+        if len(images) != len(labels) or len(images) == 0:
+            raise ValueError(f"images and labels must have the same non-zero length; received {len(images)} and {len(labels)}.")
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"Invalid value for argument `every`. Received: every={every!r}. Expected a positive int.")
+        counts = dict(
+            feature_map_images=feature_map_images,
+            grad_cam_images=grad_cam_images,
+            misclassified=misclassified,
+            input_channel=input_channel,
+            pattern_steps=pattern_steps,
+        )
+        for name, value in counts.items():
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected an int >= 0.")
+        if isinstance(writer, (str, os.PathLike)):
+            self._run_dir, self._writer = os.fspath(writer), None
+        else:
+            self._run_dir, self._writer = None, writer
+        self.images = images
+        self.labels = labels
+        self.every = every
+        self.feature_map_images = min(feature_map_images, len(images))
+        self.grad_cam_images = min(grad_cam_images, len(images))
+        self.misclassified = misclassified
+        self.input_channel = input_channel
+        self.pattern_steps = pattern_steps
+        self.class_names = None if class_names is None else [str(name) for name in class_names]
+        self.batch_size = batch_size
+        self._value_range = (float(images.min()), float(images.max()))
+        self._feature_model = None
+        self._last_logged = None
+
+    # Keras hooks -------------------------------------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        self._check_model()
+        layers = feature_map_layers(self.model)
+        self._feature_layers = layers
+        self._feature_model = outputs_model(self.model, [layer.output for layer in layers]) if layers else None
+        self._last_logged = None
+        self._log(self._step())
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._step()
+        if self._last_logged is None or step // self.every > self._last_logged // self.every:
+            self._log(step)
+
+    def on_train_end(self, logs=None):
+        step = self._step()
+        if step != self._last_logged:
+            self._log(step)
+        if self.pattern_steps:
+            with self._get_writer().as_default(step=step):
+                self._log_filter_patterns()
+        if self._run_dir is not None:  # our own writer: close it (a later fit creates a new one)
+            self._writer.close()
+            self._writer = None
+        else:
+            self._writer.flush()
+
+    # Checks and helpers --------------------------------------------------------------------------------
+
+    def _check_model(self):
+        expected = tuple(self.model.inputs[0].shape[1:]) if self.model.inputs else None
+        if expected != self.images.shape[1:]:
+            raise ValueError(
+                f"ImageLogger images have shape {self.images.shape[1:]} per example but model {self.model.name!r} "
+                f"takes {expected}; pass the test images exactly as they are fed to the model."
+            )
+        classes = int(self.model.outputs[0].shape[-1])
+        if self.labels.min() < 0 or self.labels.max() >= classes:
+            raise ValueError(f"labels must lie in [0, {classes}) for this model; received {self.labels.min()} .. {self.labels.max()}.")
+        if self.class_names is None:
+            self.class_names = [str(i) for i in range(classes)]
+        if len(self.class_names) != classes:
+            raise ValueError(f"class_names has {len(self.class_names)} names but the model predicts {classes} classes.")
+        for layer in conv_layers(self.model)[1:]:
+            channels = layer.kernel.shape[2]
+            if self.input_channel >= channels:
+                raise ValueError(
+                    f"input_channel={self.input_channel} but conv layer {layer.name!r} has {channels} input channels; "
+                    f"choose one below {channels}."
+                )
+        self._classes = classes
+
+    def _step(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def _get_writer(self):
+        if self._writer is None:  # created lazily: no event file unless something is written
+            self._writer = tf.summary.create_file_writer(self._run_dir)
+        return self._writer
+
+    def _display(self, images: np.ndarray, factor: int) -> np.ndarray:
+        """Input images as upscaled RGB tiles (first channel, or RGB when there are three)."""
+        low, high = self._value_range
+        if images.ndim == 4 and images.shape[-1] == 3:
+            scaled = np.clip((images - low) / max(high - low, 1e-12), 0, 1)
+            tiles = np.round(scaled * 255).astype(np.uint8)
+        else:
+            tiles = np.stack([render.gray(_first_channel(image), low, high) for image in images])
+        return np.stack([render.upscale(tile, factor) for tile in tiles])
+
+    def _probabilities(self) -> np.ndarray:
+        scores = self.model.predict(self.images, batch_size=self.batch_size, verbose=0)
+        scores = scores[0] if isinstance(scores, (list, tuple)) else scores
+        if getattr(self.model.layers[-1], "activation", None) is keras.activations.softmax:
+            return np.asarray(scores)
+        return keras.ops.convert_to_numpy(keras.ops.softmax(scores, axis=-1))
+
+    # Pictures --------------------------------------------------------------------------------------------
+
+    def _log(self, step: int):
+        self._last_logged = step
+        probabilities = self._probabilities()
+        with self._get_writer().as_default(step=step):
+            self._log_filters()
+            self._log_feature_maps()
+            self._log_confusion(probabilities)
+            self._log_misclassified(probabilities)
+            self._log_grad_cam(probabilities)
+        self._writer.flush()
+
+    def _log_filters(self):
+        for index, layer in enumerate(conv_layers(self.model)):
+            kernel = keras.ops.convert_to_numpy(layer.kernel)  # kh×kw×in×out
+            channel = 0 if index == 0 else self.input_channel
+            limit = float(np.abs(kernel).max())
+            factor = render.upscale_factor(*kernel.shape[:2])
+            tiles = [render.upscale(render.diverging(kernel[:, :, channel, f], limit), factor) for f in range(kernel.shape[3])]
+            tf.summary.image(
+                f"{TAG_FILTERS}/{layer.name}",
+                render.grid(tiles)[None],
+                description=f"{kernel.shape[3]} filters, input channel {channel}; red > 0 > blue, scale ±{limit:.3g} shared by the layer.",
+            )
+
+    def _log_feature_maps(self):
+        if self._feature_model is None or not self.feature_map_images:
+            return
+        outputs = self._feature_model(self.images[: self.feature_map_images], training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        for layer, maps in zip(self._feature_layers, outputs):
+            maps = keras.ops.convert_to_numpy(maps)  # n×h×w×c
+            factor = render.upscale_factor(*maps.shape[1:3])
+            grids = [
+                render.grid([render.upscale(render.gray(m[..., c]), factor) for c in range(m.shape[-1])]) for m in maps
+            ]
+            tf.summary.image(
+                f"{TAG_FEATURE_MAPS}/{layer.name}",
+                np.stack(grids),
+                max_outputs=len(grids),
+                description=f"{maps.shape[-1]} channels of {maps.shape[1]}×{maps.shape[2]}; each tile scaled to its own min..max.",
+            )
+
+    def _log_confusion(self, probabilities: np.ndarray):
+        matrix = confusion_matrix(self.labels, probabilities.argmax(axis=1), self._classes)
+        tf.summary.image(TAG_CONFUSION_MATRIX, render.confusion_matrix_image(matrix, self.class_names)[None])
+        tf.summary.text(TAG_CONFUSION_TABLE, markdown_table(matrix, self.class_names))
+
+    def _log_misclassified(self, probabilities: np.ndarray):
+        indices = worst_misclassified(probabilities, self.labels, self.misclassified)
+        if not len(indices):
+            return
+        predictions = probabilities.argmax(axis=1)
+        factor = render.upscale_factor(*self.images.shape[1:3], min_size=CAPTIONED_TILE)
+        captions = [
+            [
+                f"True: {self.class_names[self.labels[i]]}, Pred: {self.class_names[predictions[i]]}",
+                f"confidence {probabilities[i, predictions[i]]:.0%}",
+            ]
+            for i in indices
+        ]
+        tiles = render.captioned(self._display(self.images[indices], factor), captions)
+        tf.summary.image(
+            TAG_MISCLASSIFIED,
+            render.grid(tiles)[None],
+            description=f"The {len(indices)} most confidently misclassified test images, worst first, row by row.",
+        )
+
+    def _log_grad_cam(self, probabilities: np.ndarray):
+        if not conv_layers(self.model) or not self.grad_cam_images:
+            return
+        images = self.images[: self.grad_cam_images]
+        predictions = probabilities[: len(images)].argmax(axis=1)
+        heat = grad_cam(self.model, images, predictions)
+        factor = render.upscale_factor(*images.shape[1:3], min_size=CAPTIONED_TILE)
+        tiles = [
+            render.overlay_heatmap(tile, render.upscale(h, factor))
+            for tile, h in zip(self._display(images, factor), heat)
+        ]
+        captions = [
+            [f"True: {self.class_names[t]}, Pred: {self.class_names[p]}", f"confidence {probabilities[i, p]:.0%}"]
+            for i, (t, p) in enumerate(zip(self.labels[: len(images)], predictions))
+        ]
+        tf.summary.image(
+            TAG_GRAD_CAM,
+            render.grid(render.captioned(tiles, captions))[None],
+            description=f"Grad-CAM on {conv_layers(self.model)[-1].name!r} for the predicted class (red: strong evidence).",
+        )
+
+    def _log_filter_patterns(self):
+        low, high = self._value_range
+        for layer in conv_layers(self.model):
+            patterns = filter_patterns(self.model, layer, steps=self.pattern_steps, value_range=(low, high))
+            factor = render.upscale_factor(*patterns.shape[1:3])
+            tiles = [render.upscale(render.gray(_first_channel(p), low, high), factor) for p in patterns]
+            tf.summary.image(
+                f"{TAG_FILTER_PATTERNS}/{layer.name}",
+                render.grid(tiles)[None],
+                description=f"Input maximising each filter's mean response, {self.pattern_steps} gradient-ascent steps from grey noise.",
+            )
+
+
+def _first_channel(image: np.ndarray) -> np.ndarray:
+    """``H×W`` of an ``H×W`` or ``H×W×C`` image."""
+    return image if image.ndim == 2 else image[..., 0]
