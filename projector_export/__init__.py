@@ -9,6 +9,8 @@ Public API (everything else is internal):
   PCA_THRESHOLD_DIM, DEFAULT_PCA_COMPONENTS, MAX_SPRITE_SIZE_PX: documented limits and defaults.
 """
 
-from projector_export.exporter import ExportedTensor, ExportResult, export_embeddings
+from projector_export.exporter import ExportResult, export_embeddings
+from projector_export.inputs import ExportedTensor
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM
 from projector_export.sprite import MAX_SPRITE_SIZE_PX
+from projector_export.standalone import StandaloneResult, export_standalone

@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, ProjectorConfig
 
 from projector_export import checkpoint, config as config_lib, events
-from projector_export.atomic import write_once
-from projector_export.metadata import check_metadata, to_tsv
-from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM, pca
-from projector_export.sprite import cell_size as sprite_cell_size, check_images, make_sprite
-from projector_export.validation import check_embeddings, check_logdir, check_run_name
-
-REDUCE_OPTIONS = ("auto", "pca", "none")
-_SPRITE_RE = re.compile(r"(sprite|metadata)-[0-9a-f]{16}\.(png|tsv)$")
-# Bumped when the sprite/metadata encoding changes, so content-addressed names change too.
-_ASSET_FORMAT_VERSION = b"1"
-
-
-@dataclass(frozen=True)
-class ExportedTensor:
-    """One tensor as written.
-
-    Attributes:
-      name: tensor name in the checkpoint and the PROJECTOR.
-      shape: (N, D) as written (after PCA, if any).
-      input_shape: (N, D) as received.
-      explained_variance_ratio: share of variance the PCA kept (0..1), None when not reduced.
-    """
-
-    name: str
-    shape: tuple[int, int]
-    input_shape: tuple[int, int]
-    explained_variance_ratio: float | None
+from projector_export.assets import ASSET_NAME_RE, Assets, write_assets
+from projector_export.inputs import ExportedTensor, check_inputs
+from projector_export.reduction import DEFAULT_PCA_COMPONENTS
+from projector_export.validation import check_logdir, check_run_name
 
 
 @dataclass(frozen=True)
@@ -118,52 +94,22 @@ def export_embeddings(
     """
     logdir = check_logdir(logdir)
     run_dir = logdir if run is None else os.path.join(logdir, check_run_name(run))
-    reduce_mode = _check_reduce(reduce, pca_components)
-    tensors = check_embeddings(embeddings)
-    n_rows = next(iter(tensors.values())).shape[0]
-    images = None if images is None else check_images(images, n_rows)
-    columns = None if metadata is None else check_metadata(metadata, n_rows)
+    inputs = check_inputs(embeddings, images=images, metadata=metadata, reduce=reduce, pca_components=pca_components)
     _check_run_dir(run_dir)
     old_config = config_lib.read_config(run_dir)
     previous = checkpoint.current_prefix(run_dir)
 
+    to_write, exported = inputs.reduced()
+
     written: list[str] = []
-    assets_dir = os.path.join(run_dir, checkpoint.ASSETS_DIRNAME)
-    os.makedirs(assets_dir, exist_ok=True)
-
-    sprite_rel = cell_size = None
-    if images is not None:
-        sprite_rel = f"{checkpoint.ASSETS_DIRNAME}/sprite-{_digest(images, dark_on_white)}.png"
-        sprite_path = os.path.join(run_dir, sprite_rel)
-        if write_once(sprite_path, lambda: make_sprite(images, dark_on_white=dark_on_white).to_png()):
-            written.append(sprite_path)
-        cell_size = sprite_cell_size(images.shape)
-
-    metadata_rel = None
-    if columns is not None:
-        tsv = to_tsv(columns).encode("utf-8")
-        metadata_rel = f"{checkpoint.ASSETS_DIRNAME}/metadata-{_digest_bytes(tsv)}.tsv"
-        metadata_path = os.path.join(run_dir, metadata_rel)
-        if write_once(metadata_path, lambda: tsv):
-            written.append(metadata_path)
-
-    to_write: dict[str, np.ndarray] = {}
-    exported: list[ExportedTensor] = []
-    for name, array in tensors.items():
-        ratio = None
-        if _should_reduce(reduce_mode, array.shape[1], pca_components):
-            result = pca(array, pca_components)
-            ratio = result.explained_variance_ratio
-            out = result.coordinates
-        else:
-            out = array
-        to_write[name] = out
-        exported.append(ExportedTensor(name, out.shape, array.shape, ratio))
+    os.makedirs(os.path.join(run_dir, checkpoint.ASSETS_DIRNAME), exist_ok=True)
+    assets = write_assets(run_dir, checkpoint.ASSETS_DIRNAME, inputs, dark_on_white=dark_on_white)
+    written.extend(assets.written)
 
     prefix = checkpoint.write_generation(run_dir, to_write, previous)
     written.append(prefix + ".index")
 
-    entries = [_entry(t, metadata_rel, sprite_rel, cell_size) for t in exported]
+    entries = [_entry(t, assets) for t in exported]
     replaced = any(e.tensor_name == t.name for e in old_config.embeddings for t in exported)
     new_config = config_lib.upsert(old_config, entries)
     config_path = config_lib.write_config(run_dir, new_config)
@@ -173,8 +119,8 @@ def export_embeddings(
     if reduced:
         events.write_text(run_dir, events.REDUCTION_TAG, _reduction_markdown(reduced),
                           step=int(prefix.rsplit("-", 1)[1]))
-    elif events.ensure_event_file(run_dir):
-        written.append(run_dir)
+    else:
+        events.ensure_event_file(run_dir)
 
     checkpoint.publish(run_dir, prefix)
     if replaced:
@@ -185,29 +131,10 @@ def export_embeddings(
         config_path=config_path,
         checkpoint_prefix=prefix,
         tensors=tuple(exported),
-        sprite_path=None if sprite_rel is None else os.path.join(run_dir, sprite_rel),
-        metadata_path=None if metadata_rel is None else os.path.join(run_dir, metadata_rel),
+        sprite_path=None if assets.sprite_path is None else os.path.join(run_dir, assets.sprite_path),
+        metadata_path=None if assets.metadata_path is None else os.path.join(run_dir, assets.metadata_path),
         files_written=tuple(written),
     )
-
-
-def _check_reduce(reduce: object, pca_components: object) -> str:
-    mode = "none" if reduce is None else reduce
-    if mode not in REDUCE_OPTIONS:
-        raise ValueError(f"Invalid value for argument `reduce`. Received: reduce={reduce!r}. Expected one of "
-                         f"{', '.join(map(repr, REDUCE_OPTIONS))} or None.")
-    if isinstance(pca_components, bool) or not isinstance(pca_components, (int, np.integer)):
-        raise TypeError(f"Invalid value for argument `pca_components`. Received: {pca_components!r} "
-                        f"({type(pca_components).__name__}). Expected a positive int.")
-    if pca_components < 1:
-        raise ValueError(f"Invalid value for argument `pca_components`. Received: {pca_components}. Expected an int ≥ 1.")
-    return mode
-
-
-def _should_reduce(mode: str, width: int, pca_components: int) -> bool:
-    if mode == "auto":
-        return width > PCA_THRESHOLD_DIM and width > pca_components
-    return mode == "pca" and width > pca_components
 
 
 def _check_run_dir(run_dir: str) -> None:
@@ -218,27 +145,13 @@ def _check_run_dir(run_dir: str) -> None:
         raise ValueError(f"Invalid run directory {run_dir!r}: {assets_dir!r} is a file, expected a directory.")
 
 
-def _digest(images: np.ndarray, dark_on_white: bool) -> str:
-    h = hashlib.blake2b(digest_size=8)
-    h.update(_ASSET_FORMAT_VERSION)
-    h.update(f"{images.dtype.str}{images.shape}{dark_on_white}".encode())
-    h.update(np.ascontiguousarray(images).data)
-    return h.hexdigest()
-
-
-def _digest_bytes(data: bytes) -> str:
-    return hashlib.blake2b(_ASSET_FORMAT_VERSION + data, digest_size=8).hexdigest()
-
-
-def _entry(tensor: ExportedTensor, metadata_rel, sprite_rel, cell_size):
-    from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo
-
+def _entry(tensor: ExportedTensor, assets: Assets) -> EmbeddingInfo:
     entry = EmbeddingInfo(tensor_name=tensor.name, tensor_shape=list(tensor.shape))
-    if metadata_rel:
-        entry.metadata_path = metadata_rel
-    if sprite_rel:
-        entry.sprite.image_path = sprite_rel
-        entry.sprite.single_image_dim.extend(cell_size)
+    if assets.metadata_path:
+        entry.metadata_path = assets.metadata_path
+    if assets.sprite_path:
+        entry.sprite.image_path = assets.sprite_path
+        entry.sprite.single_image_dim.extend(assets.sprite_cell_size)
     return entry
 
 
@@ -247,9 +160,9 @@ def _reduction_markdown(reduced: list[ExportedTensor]) -> str:
     return "\n".join(["| tensor | input D | PCA components | explained variance |", "|---|---|---|---|", *rows])
 
 
-def _delete_unreferenced_assets(run_dir: str, config) -> None:
+def _delete_unreferenced_assets(run_dir: str, config: ProjectorConfig) -> None:
     referenced = config_lib.referenced_files(config)
     assets_dir = os.path.join(run_dir, checkpoint.ASSETS_DIRNAME)
     for entry in os.listdir(assets_dir):
-        if _SPRITE_RE.match(entry) and os.path.normpath(f"{checkpoint.ASSETS_DIRNAME}/{entry}") not in referenced:
+        if ASSET_NAME_RE.match(entry) and os.path.normpath(f"{checkpoint.ASSETS_DIRNAME}/{entry}") not in referenced:
             os.unlink(os.path.join(assets_dir, entry))

@@ -122,7 +122,8 @@ def _as_float32_matrix(name: str, value: object) -> np.ndarray:
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"Invalid embedding {name!r}: expected N ≥ 1 rows and D ≥ 1 columns, received shape {array.shape}.")
-    array = np.ascontiguousarray(array, dtype=np.float32)
+    with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
+        array = np.ascontiguousarray(array, dtype=np.float32)
     finite = np.isfinite(array)
     if not finite.all():
         bad_rows = ~finite.all(axis=1)

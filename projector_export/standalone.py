@@ -1,0 +1,106 @@
+"""The same export as a folder for the standalone Embedding Projector web app (projector.tensorflow.org).
+
+The folder holds `projector_config.json` (`{"embeddings": [{tensorName, tensorShape,
+tensorPath, metadataPath, sprite: {imagePath, singleImageDim}}]}`), each tensor as raw
+little-endian float32 bytes (`.bytes`), and the sprite and metadata files. Paths in the config are
+relative to it: serve the folder over HTTP (e.g. `python -m http.server`) or host it, and
+point the web app's "Load" → projector config URL at `projector_config.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from projector_export.assets import write_assets
+from projector_export.atomic import write_atomic
+from projector_export.inputs import ExportedTensor, check_inputs
+from projector_export.reduction import DEFAULT_PCA_COMPONENTS
+from projector_export.validation import check_logdir
+
+# File name the web app's "projector config" loader expects by convention.
+STANDALONE_CONFIG_FILENAME = "projector_config.json"
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class StandaloneResult:
+    """What `export_standalone` wrote: the folder, its config file and the tensors."""
+
+    out_dir: str
+    config_path: str
+    tensors: tuple[ExportedTensor, ...]
+    files_written: tuple[str, ...]
+
+
+def export_standalone(
+    out_dir: str | os.PathLike,
+    embeddings: Mapping[str, np.ndarray],
+    *,
+    images: np.ndarray | None = None,
+    metadata: object = None,
+    reduce: str | None = "auto",
+    pca_components: int = DEFAULT_PCA_COMPONENTS,
+    dark_on_white: bool = False,
+) -> StandaloneResult:
+    """Writes embeddings (same arguments as `export_embeddings`) for the standalone web app.
+
+    An existing `projector_config.json` in `out_dir` is updated: an entry of the same
+    tensor name is replaced, others are kept.
+
+    Raises:
+      TypeError, ValueError: for invalid input, before anything is written.
+    """
+    out_dir = check_logdir(out_dir)
+    inputs = check_inputs(embeddings, images=images, metadata=metadata, reduce=reduce, pca_components=pca_components)
+    config_path = os.path.join(out_dir, STANDALONE_CONFIG_FILENAME)
+    existing = _read_config(config_path)
+    arrays, described = inputs.reduced()
+
+    os.makedirs(out_dir, exist_ok=True)
+    assets = write_assets(out_dir, "", inputs, dark_on_white=dark_on_white)
+    written = list(assets.written)
+    entries = []
+    for tensor in described:
+        tensor_file = _tensor_filename(tensor.name)
+        path = os.path.join(out_dir, tensor_file)
+        write_atomic(path, arrays[tensor.name].astype("<f4", copy=False).tobytes())
+        written.append(path)
+        entry = {"tensorName": tensor.name, "tensorShape": list(tensor.shape), "tensorPath": tensor_file}
+        if assets.metadata_path:
+            entry["metadataPath"] = assets.metadata_path
+        if assets.sprite_path:
+            entry["sprite"] = {"imagePath": assets.sprite_path, "singleImageDim": list(assets.sprite_cell_size)}
+        entries.append(entry)
+    new_names = {e["tensorName"] for e in entries}
+    kept = [e for e in existing.get("embeddings", []) if e.get("tensorName") not in new_names]
+    write_atomic(config_path, json.dumps({**existing, "embeddings": kept + entries}, indent=2, ensure_ascii=False))
+    written.append(config_path)
+    return StandaloneResult(out_dir=out_dir, config_path=config_path, tensors=tuple(described),
+                            files_written=tuple(written))
+
+
+def _tensor_filename(name: str) -> str:
+    # Readable, and unique: names that map to the same readable part differ in the hash.
+    readable = _UNSAFE_FILE_CHARS.sub("_", name).strip("._") or "tensor"
+    return f"{readable}-{hashlib.blake2b(name.encode('utf-8'), digest_size=4).hexdigest()}.bytes"
+
+
+def _read_config(path: str) -> dict:
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"Cannot update {path!r}: it is not a readable JSON projector config ({e}). "
+                         "Delete it or choose another folder.") from None
+    if not isinstance(config, dict) or not isinstance(config.get("embeddings", []), list):
+        raise ValueError(f"Cannot update {path!r}: expected a JSON object with an 'embeddings' list.")
+    return config
