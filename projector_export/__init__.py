@@ -14,3 +14,14 @@ from projector_export.inputs import ExportedTensor
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM
 from projector_export.sprite import MAX_SPRITE_SIZE_PX
 from projector_export.standalone import StandaloneResult, export_standalone
+
+_IMAGES_API = ("ImageLogger", "grad_cam", "filter_patterns")  # issue 5: TensorBoard images during training
+
+
+def __getattr__(name):
+    """`projector_export.ImageLogger` etc., imported on first use: they need Keras (seconds to import)."""
+    if name in _IMAGES_API:
+        from projector_export import images
+
+        return getattr(images, name)
+    raise AttributeError(f"module 'projector_export' has no attribute {name!r}")
