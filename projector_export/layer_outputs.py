@@ -74,9 +74,18 @@ class LayerOutputs:
         self._extractor = keras.Model(inputs, tensors, name=f"{model.name}_layer_outputs")
 
     def __call__(self, images: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Returns ``({layer: N x D float32}, model output N x classes)`` for ``images`` (N first)."""
-        results = self._extractor.predict(images, batch_size=_BATCH_SIZE, verbose=0)
-        if not isinstance(results, (list, tuple)):
-            results = [results]
-        flat = [np.asarray(r, dtype=np.float32).reshape(len(r), -1) for r in results]
+        """Returns ``({layer: N x D float32}, model output N x classes)`` for ``images`` (N first).
+
+        Batches go through the compiled predict step and straight into preallocated arrays: conv outputs are
+        hundreds of MB for thousands of images, and `predict`'s list-then-concatenate would copy them twice.
+        """
+        n = len(images)
+        flat: list[np.ndarray] = []
+        for start in range(0, n, _BATCH_SIZE):
+            results = self._extractor.predict_on_batch(images[start : start + _BATCH_SIZE])
+            results = results if isinstance(results, (list, tuple)) else [results]
+            if not flat:
+                flat = [np.empty((n, int(np.prod(r.shape[1:]))), dtype=np.float32) for r in results]
+            for out, result in zip(flat, results):
+                out[start : start + len(result)] = np.asarray(result).reshape(len(result), -1)
         return dict(zip(self.layers, flat)), flat[self._model_output_index]

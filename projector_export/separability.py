@@ -7,9 +7,10 @@ every neighbourhood is pure; chance is about ``1 / n_classes``.
 
 Distances come from the Gram trick ``|a - b|^2 = |a|^2 + |b|^2 - 2 a.b`` computed a block of rows at a time, so
 memory stays ``block_rows x N`` and the work is one matrix product per block. Very wide inputs (a flattened conv
-output has tens of thousands of columns) are first projected to ``projection_dim`` columns with a fixed-seed
-Gaussian random projection, which keeps pairwise distances within a few percent (Johnson-Lindenstrauss) and
-makes the cost ``N x D x projection_dim`` instead of ``N^2 x D``.
+output has tens of thousands of columns) of many rows are first projected to ``projection_dim`` columns with a
+fixed-seed Gaussian random projection, which keeps pairwise distances within a few percent (Johnson-Lindenstrauss)
+and makes the cost ``N x D x projection_dim`` instead of ``N^2 x D``; with N <= projection_dim the distances are
+exact (no cheaper that way).
 """
 
 from __future__ import annotations
@@ -85,8 +86,11 @@ def knn_separability(
 
 
 def _project(x: np.ndarray, projection_dim: int | None) -> np.ndarray:
-    """``x`` itself if narrow enough, else a fixed-seed Gaussian random projection of it to ``projection_dim``."""
-    if projection_dim is None or x.shape[1] <= projection_dim:
+    """``x`` itself if narrow enough, else a fixed-seed Gaussian random projection of it to ``projection_dim``.
+
+    With no more rows than `projection_dim` the exact Gram matrix costs no more than the projection: keep it exact.
+    """
+    if projection_dim is None or x.shape[1] <= projection_dim or x.shape[0] <= projection_dim:
         return x
     rng = np.random.default_rng(_PROJECTION_SEED)
     matrix = rng.standard_normal((x.shape[1], projection_dim), dtype=np.float32) / np.sqrt(projection_dim)

@@ -32,6 +32,9 @@ DEFAULT_SNAPSHOT_EVERY = 2000
 """Training steps between snapshots. One 5,000-image snapshot of lenet's conv1, conv2, fc1 and logits costs about
 as much as ~50 training steps, so every 2,000 steps adds ~2.5% (see README, "Snapshots during training")."""
 
+MIN_PROBE_SIZE = DEFAULT_K + 1
+"""The k-NN separability needs k neighbours besides each example."""
+
 CLASS_EMBEDDING_NAME = "class_weights"
 SEPARABILITY_TAG = "separability"
 STEP_PREFIX = "step_"
@@ -52,10 +55,11 @@ def take_probe(images: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.nd
         raise TypeError(f"Probe size must be an int, received {type(size).__name__} {size!r}.")
     if len(images) != len(labels):
         raise ValueError(f"Expected one label per probe image, received {len(images)} images, {len(labels)} labels.")
-    if not 2 <= size <= len(images):
+    if not MIN_PROBE_SIZE <= size <= len(images):
         raise ValueError(
-            f"Probe size {size} is not available: the data has {len(images)} examples. "
-            f"Choose a probe size between 2 and {len(images)} (e.g. --probe-size {min(DEFAULT_PROBE_SIZE, len(images))})."
+            f"Probe size {size} is not available: the data has {len(images)} examples and a probe needs at least "
+            f"{MIN_PROBE_SIZE}. Choose a probe size between {MIN_PROBE_SIZE} and {len(images)} "
+            f"(e.g. --probe-size {min(DEFAULT_PROBE_SIZE, len(images))})."
         )
     return images[:size], labels[:size]
 
@@ -99,9 +103,10 @@ class LayerSnapshotter:
         self.layers = resolve_layers(model, layers)
         self.images = np.asarray(images)
         self.labels = np.asarray(labels).astype(np.int64)
-        if self.labels.shape != (len(self.images),):
+        if self.labels.shape != (len(self.images),) or len(self.images) < MIN_PROBE_SIZE:
             raise ValueError(
-                f"Expected one label per probe image: {len(self.images)} images, labels of shape {self.labels.shape}."
+                f"Expected at least {MIN_PROBE_SIZE} probe images and one label per image: received "
+                f"{len(self.images)} images, labels of shape {self.labels.shape}."
             )
         num_classes = int(model.outputs[0].shape[-1])
         self.class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)

@@ -130,10 +130,12 @@ def test_snapshot_names_sort_in_step_order(layer, step, total, name):
 
 def test_probe_is_the_first_images_and_never_larger_than_the_data():
     images, labels = np.arange(30).reshape(10, 3), np.arange(10)
-    probe_images, probe_labels = take_probe(images, labels, 4)
-    np.testing.assert_array_equal(probe_images, images[:4])
-    np.testing.assert_array_equal(probe_labels, labels[:4])
+    probe_images, probe_labels = take_probe(images, labels, 7)
+    np.testing.assert_array_equal(probe_images, images[:7])
+    np.testing.assert_array_equal(probe_labels, labels[:7])
     with pytest.raises(ValueError, match="Probe size 11 .* the data has 10 examples"):
         take_probe(images, labels, 11)
+    with pytest.raises(ValueError, match="at least 6"):
+        take_probe(images, labels, 5)
     with pytest.raises(TypeError, match="int"):
         take_probe(images, labels, 2.5)

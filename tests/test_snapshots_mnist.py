@@ -1,0 +1,221 @@
+"""A real short training on real MNIST with layer snapshots, read back through TensorBoard's own projector plugin
+(in-process, with a real data provider) and its scalar data provider."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+from tensorboard import context as tb_context
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+from tensorboard.plugins import base_plugin
+from tensorboard.plugins.projector.projector_plugin import ProjectorPlugin
+from werkzeug.test import Client
+
+from projector_export.error_metadata import COLUMNS
+from projector_export.metadata import BLANK_VALUE
+from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG
+from training.train import MODEL_FILENAME, TrainConfig, train_and_evaluate
+
+pytestmark = pytest.mark.integration
+
+STEPS, EVERY, PROBE = 90, 10, 250
+SNAPSHOT_STEPS = list(range(0, STEPS + 1, EVERY))  # before training, every 10 steps, and the last step (90)
+LAYERS = ["conv1", "conv2", "fc1", "logits"]  # the default: every convolution and dense layer of `tutorial`
+RUN = "snap"
+
+
+class _RunDirWatcher(keras.callbacks.Callback):
+    """After each snapshot (it runs after the snapshot callback), what the snapshot wrote into the run directory.
+
+    Files are written whole (temporary file + rename) except event files, which writers append to: for those
+    only the appended bytes count. Hard-linked checkpoint shards keep their inode and mtime, so they count as
+    untouched, which is the point: a snapshot must not rewrite what earlier ones wrote.
+    """
+
+    def __init__(self, run_dir: Path):
+        super().__init__()
+        self.run_dir = run_dir
+        self.per_snapshot: list[tuple[int, list[str]]] = []  # (bytes written, files written)
+        self._seen: dict[int, tuple[int, int]] = {}  # inode -> (mtime, size): a new hard link writes nothing
+        self._step = 0
+
+    def on_train_begin(self, logs=None):
+        self._record()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self._step % EVERY == 0 and self._step < STEPS:
+            self._record()
+
+    def on_train_end(self, logs=None):
+        self._record()
+
+    def _record(self):
+        written, names, now = 0, [], {}
+        for root, _, files in os.walk(self.run_dir):
+            for name in files:
+                path = os.path.join(root, name)
+                stat = os.stat(path)
+                now[stat.st_ino] = (stat.st_mtime_ns, stat.st_size)
+                before = self._seen.get(stat.st_ino)
+                if before == now[stat.st_ino]:
+                    continue
+                appended = name.startswith("events.out.tfevents") and before is not None
+                written += stat.st_size - before[1] if appended else stat.st_size
+                names.append(os.path.relpath(path, self.run_dir))
+        self._seen = now
+        self.per_snapshot.append((written, names))
+
+
+class _Projector:
+    """TensorBoard's projector plugin on `logdir`, called through its WSGI routes as the browser does."""
+
+    def __init__(self, logdir: Path):
+        multiplexer = plugin_event_multiplexer.EventMultiplexer()
+        multiplexer.AddRunsFromDirectory(str(logdir))
+        multiplexer.Reload()
+        self.provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
+        plugin = ProjectorPlugin(base_plugin.TBContext(logdir=str(logdir), data_provider=self.provider))
+        self._apps = plugin.get_plugin_apps()
+
+    def get(self, route: str, **query) -> bytes:
+        response = Client(self._apps[route]).get("/", query_string=query)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_data()
+
+    def tensor(self, run: str, name: str, shape: list[int]) -> np.ndarray:
+        return np.frombuffer(self.get("/tensor", run=run, name=name), dtype=np.float32).reshape(shape)
+
+    def metadata(self, run: str, name: str) -> dict[str, list[str]]:
+        lines = self.get("/metadata", run=run, name=name).decode("utf-8").rstrip("\n").split("\n")
+        if "\t" not in lines[0]:  # one column is written without a header; the PROJECTOR calls it "label"
+            return {"label": lines}
+        header, *rows = lines
+        cells = [row.split("\t") for row in rows]
+        return {column: [row[i] for row in cells] for i, column in enumerate(header.split("\t"))}
+
+    def scalars(self, run: str) -> dict[str, dict[int, float]]:
+        ctx = tb_context.RequestContext()
+        data = self.provider.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=10**6,
+                                          run_tag_filter=None)
+        return {tag: {d.step: d.value for d in series} for tag, series in data.get(run, {}).items()}
+
+
+@pytest.fixture(scope="module")
+def trained(mnist, tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("logs")
+    config = TrainConfig(
+        model="tutorial", steps=STEPS, learning_rate=1e-3, seed=0, logdir=str(logdir), run=RUN, verbose=0,
+        snapshot_every=EVERY, probe_size=PROBE, eval_every=STEPS,
+    )
+    watcher = _RunDirWatcher(logdir / RUN)
+    result = train_and_evaluate(config, data=mnist, extra_callbacks=[watcher])
+    return logdir, result, watcher, _Projector(logdir)
+
+
+def _name(layer: str, step: int) -> str:
+    return f"{layer}/step_{step:06d}"
+
+
+def test_one_tensor_per_layer_and_step_with_the_probe_rows(trained):
+    logdir, _, _, projector = trained
+    assert json.loads(projector.get("/runs")) == [RUN]
+    config = json.loads(projector.get("/info", run=RUN))
+    shapes = {e["tensorName"]: [int(s) for s in e["tensorShape"]] for e in config["embeddings"]}
+    expected = {_name(layer, step) for layer in [*LAYERS, CLASS_EMBEDDING_NAME] for step in SNAPSHOT_STEPS}
+    assert set(shapes) == expected
+    for layer in LAYERS:
+        for step in SNAPSHOT_STEPS:
+            name = _name(layer, step)
+            assert shapes[name][0] == PROBE
+            served = projector.tensor(RUN, name, shapes[name])
+            assert np.isfinite(served).all() and served.std() > 0
+    assert shapes[_name("logits", STEPS)] == [PROBE, 10]  # narrow tensors are served as they are
+
+
+def test_metadata_rows_are_the_probe_in_order(trained, mnist):
+    _, _, _, projector = trained
+    labels = mnist.test_labels[:PROBE]
+    for step in (0, STEPS):
+        columns = projector.metadata(RUN, _name("conv2", step))
+        assert tuple(columns) == COLUMNS
+        assert columns["index"] == [str(i) for i in range(PROBE)]
+        assert columns["label"] == [mnist.class_names[y] for y in labels]
+    # The sprite is the probe images: its first and last cells are test images 0 and PROBE-1.
+    sprite = np.asarray(Image.open(io.BytesIO(projector.get("/sprite_image", run=RUN, name=_name("fc1", STEPS)))))
+    (entry,) = [e for e in json.loads(projector.get("/info", run=RUN))["embeddings"]
+                if e["tensorName"] == _name("fc1", STEPS)]
+    assert [int(d) for d in entry["sprite"]["singleImageDim"]] == [28, 28]
+    cell, side = 28, sprite.shape[1] // 28
+    first = sprite[:cell, :cell].reshape(cell, cell, -1)[..., 0]
+    assert np.abs(first.astype(int) - mnist.test_images[0]).max() <= 1
+    row, col = divmod(PROBE - 1, side)
+    last = sprite[row * cell:(row + 1) * cell, col * cell:(col + 1) * cell].reshape(cell, cell, -1)[..., 0]
+    assert np.abs(last.astype(int) - mnist.test_images[PROBE - 1]).max() <= 1
+
+
+def test_last_snapshot_predictions_are_the_saved_model_predictions(trained, mnist):
+    logdir, result, _, projector = trained
+    columns = projector.metadata(RUN, _name("logits", STEPS))
+    model = keras.models.load_model(logdir / RUN / MODEL_FILENAME)
+    logits = model.predict(mnist.test_images[:PROBE], verbose=0)
+    assert columns["prediction"] == [mnist.class_names[p] for p in logits.argmax(axis=1)]
+    # The logits tensor of the last snapshot is the saved model's output on the probe.
+    np.testing.assert_allclose(projector.tensor(RUN, _name("logits", STEPS), [PROBE, 10]), logits, atol=1e-4)
+    # The class embedding of the last snapshot is the saved model's last dense kernel, one row per class.
+    kernel = model.get_layer("logits").get_weights()[0]
+    served = projector.tensor(RUN, _name(CLASS_EMBEDDING_NAME, STEPS), [10, kernel.shape[0]])
+    np.testing.assert_allclose(served, kernel.T, atol=1e-6)
+    assert projector.metadata(RUN, _name(CLASS_EMBEDDING_NAME, STEPS))["label"] == list(mnist.class_names)
+
+
+def test_error_column_marks_exactly_the_wrong_rows(trained, mnist):
+    _, _, _, projector = trained
+    for step in (0, STEPS):
+        columns = projector.metadata(RUN, _name("fc1", step))
+        wrong = [label != prediction for label, prediction in zip(columns["label"], columns["prediction"])]
+        assert 0 < sum(wrong) < PROBE
+        assert columns["correct"] == ["no" if w else "yes" for w in wrong]
+        # Right rows have an empty `error`, which the exporter writes as BLANK_VALUE (the PROJECTOR drops blank
+        # trailing cells); searching "4→9" highlights exactly the 4s taken for 9s.
+        assert columns["error"] == [f"{a}→{p}" if w else BLANK_VALUE for a, p, w in
+                                    zip(columns["label"], columns["prediction"], wrong)]
+        confidence = np.array(columns["confidence"], dtype=float)
+        loss = np.array(columns["loss"], dtype=float)
+        assert ((confidence > 0.1 - 1e-4) & (confidence <= 1)).all() and (loss >= 0).all()
+    final = projector.metadata(RUN, _name("fc1", STEPS))
+    before = projector.metadata(RUN, _name("fc1", 0))
+    assert final["correct"].count("no") < before["correct"].count("no")
+
+
+def test_separability_scalars_show_deeper_layers_separate_better(trained):
+    _, _, _, projector = trained
+    scalars = projector.scalars(RUN)
+    for layer in LAYERS:
+        assert sorted(scalars[f"{SEPARABILITY_TAG}/{layer}"]) == SNAPSHOT_STEPS
+    final = {layer: scalars[f"{SEPARABILITY_TAG}/{layer}"][STEPS] for layer in LAYERS}
+    assert final["logits"] > final["conv1"]
+    # Training made the logits separable: much better than before the first step.
+    assert final["logits"] > scalars[f"{SEPARABILITY_TAG}/logits"][0] + 0.2
+    assert "train/loss" in scalars  # one run: the training's own scalars sit beside them
+
+
+def test_tenth_snapshot_writes_what_the_first_did(trained):
+    _, _, watcher, _ = trained
+    assert len(watcher.per_snapshot) == len(SNAPSHOT_STEPS) == 10
+    sizes = [size for size, _ in watcher.per_snapshot]
+    counts = [len(files) for _, files in watcher.per_snapshot]
+    first_only = set(watcher.per_snapshot[0][1]) - set(watcher.per_snapshot[1][1])
+    assert any("sprite-" in name for name in first_only)  # the probe sprite: written by the first snapshot only
+    assert counts[1:] == [counts[1]] * (len(counts) - 1)
+    # The checkpoint index and config list all tensors so far and grow by a few hundred bytes per snapshot;
+    # everything else is the snapshot's own data. Rewriting earlier snapshots would double this by the 10th.
+    assert sizes[-2] <= 1.1 * sizes[1]
+    assert sizes[-2] < sizes[0]
