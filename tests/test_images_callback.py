@@ -188,6 +188,8 @@ def test_bad_arguments_fail_before_any_file_is_written(tmp_path):
         ImageLogger(tmp_path, x, y, every=0)
     with pytest.raises(ValueError, match="misclassified=-1"):
         ImageLogger(tmp_path, x, y, misclassified=-1)
+    with pytest.raises(TypeError, match="SummaryWriter or the run directory; received int"):
+        ImageLogger(3, x, y)
     cases = [
         (ImageLogger(tmp_path / "a", x[:, :10, :10], y), "takes \\(12, 12, 1\\)"),
         (ImageLogger(tmp_path / "b", x, y + 3), r"labels must lie in \[0, 3\)"),

@@ -88,8 +88,13 @@ class ImageLogger(keras.callbacks.Callback):
             )
         if len(images) != len(labels) or len(images) == 0:
             raise ValueError(f"images and labels must have the same non-zero length; received {len(images)} and {len(labels)}.")
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"Invalid value for argument `every`. Received: every={every!r}. Expected a positive int.")
+        if not isinstance(writer, (str, os.PathLike)) and not hasattr(writer, "as_default"):
+            raise TypeError(
+                f"writer must be a tf.summary.SummaryWriter or the run directory; received {type(writer).__name__}."
+            )
+        for name, value in (("every", every), ("batch_size", batch_size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected a positive int.")
         counts = dict(
             feature_map_images=feature_map_images,
             grad_cam_images=grad_cam_images,
@@ -98,7 +103,7 @@ class ImageLogger(keras.callbacks.Callback):
             pattern_steps=pattern_steps,
         )
         for name, value in counts.items():
-            if not isinstance(value, int) or value < 0:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected an int >= 0.")
         if isinstance(writer, (str, os.PathLike)):
             self._run_dir, self._writer = os.fspath(writer), None
@@ -254,7 +259,7 @@ class ImageLogger(keras.callbacks.Callback):
         captions = [
             [
                 f"True: {self.class_names[self.labels[i]]}, Pred: {self.class_names[predictions[i]]}",
-                f"confidence {probabilities[i, predictions[i]]:.0%}",
+                f"confidence {probabilities[i, predictions[i]]:.1%}",
             ]
             for i in indices
         ]
@@ -277,7 +282,7 @@ class ImageLogger(keras.callbacks.Callback):
             for tile, h in zip(self._display(images, factor), heat)
         ]
         captions = [
-            [f"True: {self.class_names[t]}, Pred: {self.class_names[p]}", f"confidence {probabilities[i, p]:.0%}"]
+            [f"True: {self.class_names[t]}, Pred: {self.class_names[p]}", f"confidence {probabilities[i, p]:.1%}"]
             for i, (t, p) in enumerate(zip(self.labels[: len(images)], predictions))
         ]
         tf.summary.image(

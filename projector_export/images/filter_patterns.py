@@ -37,8 +37,10 @@ def filter_patterns(
         raise TypeError(f"filter_patterns() needs a Conv2D layer; received {type(layer).__name__} {layer.name!r}.")
     if layer.data_format != "channels_last":
         raise ValueError(f"filter_patterns() supports channels_last conv layers; {layer.name!r} is {layer.data_format}.")
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0; received steps={steps}.")
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0; received steps={steps!r}.")
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive int; received chunk={chunk!r}.")
     low, high = (float(v) for v in value_range)
     if not high > low:
         raise ValueError(f"value_range must be (low, high) with high > low; received {value_range}.")
