@@ -9,9 +9,10 @@ changes. Every export writes a new generation `<run>/projector/embeddings-<gen>`
   data shards (the links) and writing a new index: no earlier tensor is copied, so the cost
   does not grow with what earlier exports wrote, and the previous bundle stays intact;
 * only when a name is exported again are the kept tensors read and rewritten (a replace);
-* the state file flips to the new generation atomically once the bundle is complete, and
-  generations older than the previous one are deleted (the previous one is kept for a
-  reader that read the old state a moment ago; its shards are the same hard-linked files).
+* the state file flips to the new generation atomically once the bundle (and the config
+  naming its tensors) is complete; then every other generation but the previous one is
+  deleted (the previous one is kept for a reader that read the old state a moment ago; its
+  shards are the same hard-linked files, so keeping it costs no space).
 """
 
 from __future__ import annotations
@@ -73,8 +74,10 @@ def tensor_names(prefix: str | None) -> set[str]:
     return set(tf.train.load_checkpoint(prefix).get_variable_to_shape_map())
 
 
-def write_generation(run_dir: str, tensors: Mapping[str, np.ndarray], previous: str | None) -> str:
-    """Writes a new bundle = `previous` bundle's tensors updated with `tensors`; returns its prefix.
+def write_generation(run_dir: str, tensors: Mapping[str, np.ndarray], previous: str | None) -> tuple[str, set[str]]:
+    """Writes a new bundle = `previous` bundle's tensors updated with `tensors`.
+
+    Returns the new bundle's prefix and the names of all tensors it holds.
 
     Does not touch the state file: call `publish` once everything that refers to the new
     bundle is in place.
@@ -109,18 +112,22 @@ def write_generation(run_dir: str, tensors: Mapping[str, np.ndarray], previous: 
             )
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    return prefix
+    return prefix, existing | set(tensors)
 
 
-def publish(run_dir: str, prefix: str) -> None:
-    """Points the run's state file at `prefix` (atomic), then deletes generations older than the previous."""
+def publish(run_dir: str, prefix: str, previous: str | None) -> None:
+    """Points the run's state file at `prefix` (atomic), then deletes every other bundle but `previous`.
+
+    Bundles of exports that died before publishing are deleted too.
+    """
     # Relative to the run directory (TensorFlow resolves it so), so the log dir can be moved.
     relative = f"{ASSETS_DIRNAME}/{os.path.basename(prefix)}"
     # The text form of TensorFlow's CheckpointState proto; `relative` is our own ASCII name,
     # so it needs no escaping.
     state = f'model_checkpoint_path: "{relative}"\nall_model_checkpoint_paths: "{relative}"\n'
     write_atomic(os.path.join(run_dir, STATE_FILENAME), state)
-    _delete_old_generations(os.path.dirname(prefix), keep_from=_generation(os.path.basename(prefix) + ".index") - 1)
+    keep = {os.path.basename(p) for p in (prefix, previous) if p}
+    _delete_other_generations(os.path.dirname(prefix), keep)
 
 
 def _save(prefix: str, tensors: Mapping[str, np.ndarray]) -> None:
@@ -158,9 +165,8 @@ def _next_generation(assets_dir: str) -> int:
     return max(generations, default=0) + 1
 
 
-def _delete_old_generations(assets_dir: str, keep_from: int) -> None:
+def _delete_other_generations(assets_dir: str, keep: set[str]) -> None:
     for entry in os.listdir(assets_dir):
-        generation = _generation(entry)
-        if generation is not None and generation < keep_from:
+        if _generation(entry) is not None and entry.split(".", 1)[0] not in keep:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(assets_dir, entry))

@@ -53,6 +53,13 @@ def upsert(config: ProjectorConfig, entries: Iterable[EmbeddingInfo]) -> Project
     return updated
 
 
+def keep_only(config: ProjectorConfig, tensor_names: set[str]) -> None:
+    """Removes (in place) the entries whose tensor is not in `tensor_names`."""
+    kept = [entry for entry in config.embeddings if entry.tensor_name in tensor_names]
+    del config.embeddings[:]
+    config.embeddings.extend(kept)
+
+
 def write_config(run_dir: str, config: ProjectorConfig) -> str:
     """Writes the config atomically; returns its path."""
     path = config_path(run_dir)

@@ -110,14 +110,8 @@ def export_embeddings(
         assets = pending_assets.result()
     written = list(assets.written)
 
-    prefix = checkpoint.write_generation(run_dir, to_write, previous)
+    prefix, bundle_names = checkpoint.write_generation(run_dir, to_write, previous)
     written.append(prefix + ".index")
-
-    entries = [_entry(t, assets) for t in exported]
-    replaced = any(e.tensor_name == t.name for e in old_config.embeddings for t in exported)
-    new_config = config_lib.upsert(old_config, entries)
-    config_path = config_lib.write_config(run_dir, new_config)
-    written.append(config_path)
 
     reduced = [t for t in exported if t.explained_variance_ratio is not None]
     if reduced:
@@ -126,7 +120,16 @@ def export_embeddings(
     else:
         events.ensure_event_file(run_dir)
 
-    checkpoint.publish(run_dir, prefix)
+    replaced = any(e.tensor_name == t.name for e in old_config.embeddings for t in exported)
+    new_config = config_lib.upsert(old_config, [_entry(t, assets) for t in exported])
+    # Entries whose tensor the bundle lacks (left by an export that died between writing the
+    # config and publishing its bundle) are dropped, so config and checkpoint agree again.
+    config_lib.keep_only(new_config, bundle_names)
+    # The config goes first, then the state file flips: a TensorBoard re-reads the config when
+    # the checkpoint changes, so it never caches an old config with the new checkpoint.
+    config_path = config_lib.write_config(run_dir, new_config)
+    written.append(config_path)
+    checkpoint.publish(run_dir, prefix, previous)
     if replaced:
         _delete_unreferenced_assets(run_dir, new_config)
     return ExportResult(

@@ -143,3 +143,56 @@ def test_event_file_is_created_only_when_missing(tmp_path, data):
     assert len(events) == 1
     export_embeddings(tmp_path, {"f": data["a"]}, run="r")
     assert glob.glob(str(tmp_path / "r" / "events.out.tfevents.*")) == events
+
+
+def test_an_export_killed_before_publishing_leaves_the_previous_state(tmp_path, data, monkeypatch):
+    """The bundle and config are complete before the state file flips; a crash before that keeps the old export."""
+    from projector_export import checkpoint
+
+    export_embeddings(tmp_path, {"first": data["a"]}, run="r", metadata=list(range(N)))
+    served = ProjectorClient(tmp_path)
+    assert [e["tensorName"] for e in served.info("r")["embeddings"]] == ["first"]
+
+    def killed(run_dir, prefix, previous):
+        raise KeyboardInterrupt("killed before the state file flips")
+
+    monkeypatch.setattr(checkpoint, "publish", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export_embeddings(tmp_path, {"second": data["b"]}, run="r", metadata=list(range(N)))
+    monkeypatch.undo()
+    # The running TensorBoard still serves the previous export, intact (the merge hard-linked the
+    # previous bundle's files instead of moving them).
+    assert [e["tensorName"] for e in served.info("r")["embeddings"]] == ["first"]
+    np.testing.assert_array_equal(served.tensor("r", "first"), data["a"].astype(np.float32))
+    np.testing.assert_array_equal(ProjectorClient(tmp_path).tensor("r", "first"), data["a"].astype(np.float32))
+    # The next export repairs everything: the config no longer names the unpublished "second",
+    # and the dead export's bundle is deleted.
+    export_embeddings(tmp_path, {"third": data["a"] * 3}, run="r")
+    served.reload()
+    assert [e["tensorName"] for e in served.info("r")["embeddings"]] == ["first", "third"]
+    np.testing.assert_array_equal(served.tensor("r", "first"), data["a"].astype(np.float32))
+    np.testing.assert_array_equal(served.tensor("r", "third"), (data["a"] * 3).astype(np.float32))
+    bundles = sorted({f.split(".")[0] for f in os.listdir(tmp_path / "r" / "projector") if f.startswith("embeddings-")})
+    assert bundles == ["embeddings-000001", "embeddings-000003"]
+
+
+@pytest.mark.integration
+def test_real_mnist_test_images(tmp_path, mnist):
+    images, labels = mnist.test_images, mnist.test_labels
+    pixels = images.reshape(len(images), -1)
+    result = export_embeddings(tmp_path, {"pixels": pixels}, run="mnist", images=images,
+                               metadata={"label": labels, "index": np.arange(len(images))}, dark_on_white=True)
+    served = ProjectorClient(tmp_path)
+    (tensor,) = result.tensors
+    assert tensor.input_shape == (10_000, 784) and tensor.shape == (10_000, 128)
+    # The tensor served is the PCA of the float32 pixels (deterministic, so recomputing gives the same bytes).
+    expected = pca(pixels.astype(np.float32), 128)
+    np.testing.assert_array_equal(served.tensor("mnist", "pixels"), expected.coordinates)
+    assert tensor.explained_variance_ratio == pytest.approx(expected.explained_variance_ratio)
+    rows = served.metadata("mnist", "pixels").split("\n")
+    assert rows[0] == "label\tindex" and len(rows) == 10_002 and rows[-1] == ""
+    assert rows[1:4] == [f"{labels[i]}\t{i}" for i in range(3)]
+    sprite = served.sprite("mnist", "pixels")
+    assert sprite.shape == (2800, 2800)
+    for i in (0, 1, 4321, 9999):
+        np.testing.assert_array_equal(sprite_cell(sprite, i, (28, 28)), 255 - images[i])
