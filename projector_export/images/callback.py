@@ -163,10 +163,9 @@ class ImageLogger(keras.callbacks.Callback):
         classes = int(self.model.outputs[0].shape[-1])
         if self.labels.min() < 0 or self.labels.max() >= classes:
             raise ValueError(f"labels must lie in [0, {classes}) for this model; received {self.labels.min()} .. {self.labels.max()}.")
-        if self.class_names is None:
-            self.class_names = [str(i) for i in range(classes)]
-        if len(self.class_names) != classes:
-            raise ValueError(f"class_names has {len(self.class_names)} names but the model predicts {classes} classes.")
+        names = self.class_names or [str(i) for i in range(classes)]
+        if len(names) != classes:
+            raise ValueError(f"class_names has {len(names)} names but the model predicts {classes} classes.")
         for layer in conv_layers(self.model)[1:]:
             channels = layer.kernel.shape[2]
             if self.input_channel >= channels:
@@ -174,7 +173,7 @@ class ImageLogger(keras.callbacks.Callback):
                     f"input_channel={self.input_channel} but conv layer {layer.name!r} has {channels} input channels; "
                     f"choose one below {channels}."
                 )
-        self._classes = classes
+        self._classes, self._names = classes, names
 
     def _step(self) -> int:
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
@@ -247,8 +246,8 @@ class ImageLogger(keras.callbacks.Callback):
 
     def _log_confusion(self, probabilities: np.ndarray):
         matrix = confusion_matrix(self.labels, probabilities.argmax(axis=1), self._classes)
-        tf.summary.image(TAG_CONFUSION_MATRIX, render.confusion_matrix_image(matrix, self.class_names)[None])
-        tf.summary.text(TAG_CONFUSION_TABLE, markdown_table(matrix, self.class_names))
+        tf.summary.image(TAG_CONFUSION_MATRIX, render.confusion_matrix_image(matrix, self._names)[None])
+        tf.summary.text(TAG_CONFUSION_TABLE, markdown_table(matrix, self._names))
 
     def _log_misclassified(self, probabilities: np.ndarray):
         indices = worst_misclassified(probabilities, self.labels, self.misclassified)
@@ -258,7 +257,7 @@ class ImageLogger(keras.callbacks.Callback):
         factor = render.upscale_factor(*self.images.shape[1:3], min_size=CAPTIONED_TILE)
         captions = [
             [
-                f"True: {self.class_names[self.labels[i]]}, Pred: {self.class_names[predictions[i]]}",
+                f"True: {self._names[self.labels[i]]}, Pred: {self._names[predictions[i]]}",
                 f"confidence {probabilities[i, predictions[i]]:.1%}",
             ]
             for i in indices
@@ -282,7 +281,7 @@ class ImageLogger(keras.callbacks.Callback):
             for tile, h in zip(self._display(images, factor), heat)
         ]
         captions = [
-            [f"True: {self.class_names[t]}, Pred: {self.class_names[p]}", f"confidence {probabilities[i, p]:.1%}"]
+            [f"True: {self._names[t]}, Pred: {self._names[p]}", f"confidence {probabilities[i, p]:.1%}"]
             for i, (t, p) in enumerate(zip(self.labels[: len(images)], predictions))
         ]
         tf.summary.image(
