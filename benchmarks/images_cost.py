@@ -4,12 +4,12 @@ Builds the `tutorial` CNN on real MNIST and, in one process, alternating, measur
   - one periodic log (filters, feature maps, confusion matrix + table, misclassified, Grad-CAM) on the
     whole test set, and its biggest part, predicting the test set;
   - the end-of-training filter patterns (30 gradient-ascent steps for every filter of every conv layer);
-  - training `--images-every` steps (default 1000) of batch 64 with plain `model.fit`.
+  - training `--images-every` steps (default 2000) of batch 64 with plain `model.fit`.
 Prints the seconds and the overhead ratio (one log / the training between two logs). It calls the
 callback's private steps directly so each part is timed alone.
 
 Usage:
-    MNIST_DATA_DIR=/path/to/mnist python benchmarks/images_cost.py [--every 1000] [--repeats 3]
+    MNIST_DATA_DIR=/path/to/mnist python benchmarks/images_cost.py [--every 2000] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _patterns(logger: ImageLogger) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--every", type=int, default=1000, help="training steps between two logs")
+    parser.add_argument("--every", type=int, default=2000, help="training steps between two logs")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 

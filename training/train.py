@@ -55,7 +55,7 @@ class TrainConfig:
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # layer snapshots for the PROJECTOR every K steps; 0: off
     layers: tuple[str, ...] | None = None  # layers to snapshot; None: every convolution and dense layer
     probe_size: int = DEFAULT_PROBE_SIZE  # snapshot the first N test images
-    images_every: int = 1000  # TensorBoard images (filters, feature maps, confusion, Grad-CAM...) every K steps; 0: off
+    images_every: int = 2000  # TensorBoard images (filters, feature maps, confusion, Grad-CAM...) every K steps; 0: off
     images_samples: int = 9  # test images shown with Grad-CAM, and misclassified images shown
 
     def __post_init__(self):

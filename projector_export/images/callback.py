@@ -57,7 +57,7 @@ class ImageLogger(keras.callbacks.Callback):
     Example:
 
     ```python
-    model.fit(x_train, y_train, callbacks=[ImageLogger("logs/run1", x_test, y_test, every=1000)])
+    model.fit(x_train, y_train, callbacks=[ImageLogger("logs/run1", x_test, y_test, every=2000)])
     ```
     """
 
@@ -67,7 +67,7 @@ class ImageLogger(keras.callbacks.Callback):
         images: np.ndarray,
         labels: np.ndarray,
         *,
-        every: int = 1000,
+        every: int = 2000,
         feature_map_images: int = 2,
         grad_cam_images: int = 8,
         misclassified: int = 9,
