@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from training.callbacks import LEARNING_RATE, TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS
+from training.mnist import MnistData
 from training.train import MODEL_FILENAME, TrainConfig, default_run_name, main, train_and_evaluate
 
 STEPS, EVAL_EVERY, LOG_EVERY = 200, 100, 50
@@ -212,3 +213,16 @@ def test_python_dash_m_entry_point(monkeypatch, capsys):
         runpy.run_module("training.train", run_name="__main__", alter_sys=False)
     assert exit_info.value.code == 0
     assert "--eval-every" in capsys.readouterr().out
+
+
+def test_bad_data_reported_before_anything_is_written(tmp_path):
+    with pytest.raises(SystemExit, match=r"projector-train: error: MNIST directory .*nowhere .* does not exist"):
+        main(["--data-dir", str(tmp_path / "nowhere"), "--logdir", str(tmp_path / "logs"), "--run", "r"])
+    tiny = MnistData(
+        train_images=np.zeros((10, 8, 8), np.uint8), train_labels=np.arange(10, dtype=np.uint8) % 2,
+        test_images=np.zeros((4, 8, 8), np.uint8), test_labels=np.arange(4, dtype=np.uint8) % 2,
+        class_names=("a", "b"), directory=tmp_path, official=False,
+    )
+    with pytest.raises(ValueError, match="batch_size=64 is larger than the 10 training images"):
+        train_and_evaluate(TrainConfig(logdir=str(tmp_path / "logs"), run="r", **FEATURES_OFF), data=tiny)
+    assert not (tmp_path / "logs").exists()
