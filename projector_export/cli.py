@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"principal components kept when reducing (default {DEFAULT_PCA_COMPONENTS})")
     parser.add_argument("--standalone", metavar="OUT_DIR",
                         help="also write a folder for the standalone Embedding Projector web app")
+    model = parser.add_argument_group("a trained Keras model's layers on the MNIST test images (instead of --embedding)")
+    model.add_argument("--model", metavar="MODEL.keras", help="saved Keras model, e.g. logs/<run>/model.keras")
+    model.add_argument("--layers", metavar="A,B,C", help="layers to export (default: every convolution and dense layer)")
+    model.add_argument("--data-dir", help="directory with the four MNIST IDX files (default: $MNIST_DATA_DIR, else download)")
+    model.add_argument("--probe-size", type=int, metavar="N",
+                       help="export the first N test images (default: 5000, as projector-train snapshots)")
     return parser
 
 
@@ -77,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.model is not None:
+        return export_model(args)
     try:
         embeddings: dict[str, np.ndarray] = {}
         for source in _SOURCES:
@@ -104,6 +112,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     if standalone is not None:
         print(f"standalone projector config: {standalone.config_path}")
     print(f"view it with: {result.tensorboard_command}")
+    return 0
+
+
+def export_model(args: argparse.Namespace) -> int:
+    """The `--model MODEL.keras [--layers A,B] [--data-dir DIR] [--probe-size N]` mode: every chosen layer of a
+    saved model on the first N MNIST test images, with error-case metadata, the sprite and the class embedding."""
+    if args.embedding or args.labels or args.metadata or args.images or args.standalone:
+        print(f"{_PROG}: error: --model exports the model's own layers, labels and images; it cannot be combined "
+              f"with --embedding, --labels, --metadata, --images or --standalone.", file=sys.stderr)
+        return 2
+    import keras  # imported here: seconds to import, needed only in this mode
+
+    from projector_export.snapshots import DEFAULT_PROBE_SIZE, export_model_layers, take_probe
+    from training.mnist import load_mnist
+
+    try:
+        if not os.path.isfile(args.model):
+            raise ValueError(f"--model {args.model!r} is not a file; expected a model saved by Keras, e.g. "
+                             f"logs/<run>/model.keras.")
+        model = keras.models.load_model(args.model)
+        layers = None if args.layers is None else [name.strip() for name in args.layers.split(",") if name.strip()]
+        data = load_mnist(args.data_dir)
+        images, labels = take_probe(data.test_images, data.test_labels, args.probe_size or DEFAULT_PROBE_SIZE)
+        input_shape = tuple(model.inputs[0].shape[1:])
+        if images.shape[1:] != input_shape and images[0].size == np.prod(input_shape):
+            images = images.reshape((len(images), *input_shape))  # e.g. N×28×28 for a model taking N×28×28×1
+        snapshotter = export_model_layers(model, images, labels, args.logdir, run=args.run, layers=layers,
+                                          class_names=data.class_names)
+    except (ValueError, TypeError, OSError) as e:
+        print(f"{_PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    print(f"wrote {', '.join(snapshotter.layers)} of {args.model} on {len(images)} test images")
+    print(snapshotter.table())
+    print(f"view it with: tensorboard --logdir {args.logdir}")
     return 0
 
 

@@ -18,6 +18,7 @@ from tensorboard.plugins import base_plugin
 from tensorboard.plugins.projector.projector_plugin import ProjectorPlugin
 from werkzeug.test import Client
 
+from projector_export import cli
 from projector_export.error_metadata import COLUMNS
 from projector_export.metadata import BLANK_VALUE
 from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG
@@ -219,3 +220,25 @@ def test_tenth_snapshot_writes_what_the_first_did(trained):
     # everything else is the snapshot's own data. Rewriting earlier snapshots would double this by the 10th.
     assert sizes[-2] <= 1.1 * sizes[1]
     assert sizes[-2] < sizes[0]
+
+
+def test_export_a_saved_model_after_the_fact(trained, mnist, capsys):
+    logdir, _, _, _ = trained
+    model_path = str(logdir / RUN / MODEL_FILENAME)
+    argv = ["--logdir", str(logdir), "--run", "after", "--model", model_path, "--layers", "conv2,logits",
+            "--probe-size", "100", "--data-dir", str(mnist.directory)]
+    assert cli.main(argv) == 0
+    assert "view it with: tensorboard --logdir" in capsys.readouterr().out
+    projector = _Projector(logdir)
+    config = json.loads(projector.get("/info", run="after"))
+    assert {e["tensorName"] for e in config["embeddings"]} == {"conv2", "logits", CLASS_EMBEDDING_NAME}
+    logits = keras.models.load_model(model_path).predict(mnist.test_images[:100], verbose=0)
+    np.testing.assert_allclose(projector.tensor("after", "logits", [100, 10]), logits, atol=1e-4)
+    assert projector.metadata("after", "conv2")["prediction"] == [mnist.class_names[p] for p in logits.argmax(1)]
+
+    assert cli.main([*argv[:3], "after2", *argv[4:6], "--layers", "conv2,conv9"]) == 2
+    error = capsys.readouterr().err
+    assert "Unknown layer name(s) 'conv9'" in error and "conv1, pool1, conv2" in error
+    assert cli.main([*argv[:3], "after2", *argv[4:6], "--probe-size", "10001"]) == 2
+    assert "Probe size 10001 is not available: the data has 10000 examples" in capsys.readouterr().err
+    assert not (logdir / "after2").exists()  # refused before anything was written
