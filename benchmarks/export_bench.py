@@ -70,7 +70,13 @@ def timed_exports(exporter, x, images, labels, repeats: int, keep: list[str]) ->
 
 
 def folder_bytes(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+    """Bytes on disk under `path`, each file counted once however many hard links it has."""
+    sizes = {}
+    for root, _, files in os.walk(path):
+        for name in files:
+            stat = os.stat(os.path.join(root, name))
+            sizes[(stat.st_dev, stat.st_ino)] = stat.st_size
+    return sum(sizes.values())
 
 
 def free_port() -> int:
@@ -121,17 +127,13 @@ def tensorboard_times(logdir: str, timeout: float = 180.0) -> tuple[float, float
         proc.wait(timeout=30)
 
 
-def incremental(x: np.ndarray, images: np.ndarray, labels: np.ndarray, count: int) -> list[float]:
-    logdir = tempfile.mkdtemp(prefix="export-bench-incr-")
-    try:
-        times = []
-        for step in range(1, count + 1):
-            start = time.perf_counter()
-            export_embeddings(logdir, {f"features/step_{step:06d}": x}, run="run", images=images, metadata=labels)
-            times.append(time.perf_counter() - start)
-        return times
-    finally:
-        shutil.rmtree(logdir, ignore_errors=True)
+def incremental(logdir: str, x: np.ndarray, images: np.ndarray, labels: np.ndarray, count: int) -> list[float]:
+    times = []
+    for step in range(1, count + 1):
+        start = time.perf_counter()
+        export_embeddings(logdir, {f"features/step_{step:06d}": x}, run="run", images=images, metadata=labels)
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def exact_explained_variance(x: np.ndarray, k: int) -> float:
@@ -163,8 +165,8 @@ def main() -> None:
     shutil.rmtree(warm + "x", ignore_errors=True)
 
     print("\n| D | ours: export s | tensorboardX: export s | speed-up | ours: MB | tensorboardX: MB |"
-          " TB /data/runs s (ours / tbX) | PROJECTOR /runs s (ours / tbX) | tensor served s (ours / tbX) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          " TB /data/runs s (ours / tbX) | PROJECTOR /runs s (ours / tbX) | tensor served s (ours / tbX) | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for width in args.dims:
         x = features(images, width)
         keep_ours, keep_tbx = [], []
@@ -178,20 +180,26 @@ def main() -> None:
             a, b = tensorboard_times(keep_ours[0]), tensorboard_times(keep_tbx[0])
             tb = [f"{a[i]:.1f} / {b[i]:.1f}" for i in range(3)]
         print(f"| {width} | {ours:.3f} | {tbx:.3f} | {tbx / ours:.0f}× | {mb_ours:.1f} | {mb_tbx:.1f} | "
-              + " | ".join(tb) + " |", flush=True)
+              + " | ".join(tb) + f" | {os.getloadavg()[0]:.1f} |", flush=True)
         for path in keep_ours + keep_tbx:
             shutil.rmtree(path, ignore_errors=True)
 
     if args.incremental:
         x = features(images, DEFAULT_PCA_COMPONENTS)
-        times = incremental(x, images, labels, args.incremental)
+        logdir = tempfile.mkdtemp(prefix="export-bench-incr-")
+        times = incremental(logdir, x, images, labels, args.incremental)
         print(f"\nIncremental: {args.incremental} exports of a {x.shape[0]}×{x.shape[1]} tensor into one run "
-              "(same images and labels)")
+              f"(same images and labels), load average {os.getloadavg()[0]:.1f}")
         print("| export # | " + " | ".join(str(i) for i in range(1, len(times) + 1)) + " |")
         print("|---" * (len(times) + 1) + "|")
         print("| seconds | " + " | ".join(f"{t:.3f}" for t in times) + " |")
         print(f"median of exports 2-6: {statistics.median(times[1:6]):.3f} s, "
-              f"of the last 5: {statistics.median(times[-5:]):.3f} s")
+              f"of the last 5: {statistics.median(times[-5:]):.3f} s; run folder {folder_bytes(logdir) / 1e6:.1f} MB")
+        if not args.no_tensorboard:
+            core, runs, tensor = tensorboard_times(logdir)
+            print(f"fresh TensorBoard on that run ({args.incremental} tensors): /data/runs {core:.1f} s, "
+                  f"PROJECTOR /runs {runs:.1f} s, first tensor {tensor:.1f} s")
+        shutil.rmtree(logdir, ignore_errors=True)
 
     print(f"\nPCA kept by default (top {DEFAULT_PCA_COMPONENTS} components):")
     from projector_export.reduction import PCA_THRESHOLD_DIM, pca

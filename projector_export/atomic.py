@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import tempfile
 
+# Temporary files start with this, so leftovers of a killed process can be recognised.
+TEMP_PREFIX = ".tmp-"
+
 
 def write_atomic(path: str, data: bytes | str) -> None:
     """Writes `data` to `path` through a temporary file in the same folder and a rename.
@@ -14,7 +17,7 @@ def write_atomic(path: str, data: bytes | str) -> None:
     """
     folder = os.path.dirname(path) or "."
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(path))
+    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix="-" + os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from projector_export.atomic import write_atomic
+from projector_export.atomic import TEMP_PREFIX, write_atomic
 
 # Folder inside the run directory for everything the exporter writes except the two files
 # TensorBoard looks for at the top (the `checkpoint` state file and projector_config.pbtxt).
@@ -35,6 +35,7 @@ ASSETS_DIRNAME = "projector"
 BUNDLE_BASENAME = "embeddings"
 # The checkpoint state file TensorFlow's `latest_checkpoint` reads.
 STATE_FILENAME = "checkpoint"
+_STAGING_PREFIX = ".staging-"
 _BUNDLE_RE = re.compile(re.escape(BUNDLE_BASENAME) + r"-(\d+)\.(index|data-\d+-of-\d+)$")
 
 
@@ -99,7 +100,7 @@ def write_generation(run_dir: str, tensors: Mapping[str, np.ndarray], previous: 
         kept = {name: reader.get_tensor(name) for name in sorted(existing - replaced)}
         _save(prefix, {**kept, **tensors})
     else:
-        staging = tempfile.mkdtemp(dir=assets_dir, prefix=".staging-")
+        staging = tempfile.mkdtemp(dir=assets_dir, prefix=_STAGING_PREFIX)
         try:
             new_prefix = os.path.join(staging, "new")
             linked_prefix = os.path.join(staging, "previous")
@@ -128,6 +129,7 @@ def publish(run_dir: str, prefix: str, previous: str | None) -> None:
     write_atomic(os.path.join(run_dir, STATE_FILENAME), state)
     keep = {os.path.basename(p) for p in (prefix, previous) if p}
     _delete_other_generations(os.path.dirname(prefix), keep)
+    _delete_leftovers(os.path.dirname(prefix))
 
 
 def _save(prefix: str, tensors: Mapping[str, np.ndarray]) -> None:
@@ -163,6 +165,17 @@ def _generation(filename: str) -> int | None:
 def _next_generation(assets_dir: str) -> int:
     generations = [g for g in map(_generation, os.listdir(assets_dir)) if g is not None]
     return max(generations, default=0) + 1
+
+
+def _delete_leftovers(assets_dir: str) -> None:
+    """Removes staging folders and temporary files that a killed export left behind."""
+    for entry in os.listdir(assets_dir):
+        path = os.path.join(assets_dir, entry)
+        if entry.startswith(_STAGING_PREFIX):
+            shutil.rmtree(path, ignore_errors=True)
+        elif entry.startswith(TEMP_PREFIX):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 def _delete_other_generations(assets_dir: str, keep: set[str]) -> None:

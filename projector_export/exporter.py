@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ class ExportResult:
 
     @property
     def tensorboard_command(self) -> str:
-        return f"tensorboard --logdir {self.logdir}"
+        return f"tensorboard --logdir {shlex.quote(self.logdir)}"
 
 
 def export_embeddings(

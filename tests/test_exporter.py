@@ -88,6 +88,11 @@ def test_incremental_exports_append_without_rewriting(tmp_path, data):
     assert [a for a in assets if a.startswith("embeddings-000003.data")] == [
         f"embeddings-000003.data-0000{i}-of-00003" for i in range(3)]
     assert not any(a.startswith("embeddings-000001") for a in assets)
+    # Nothing earlier was copied: generation 3's first two shards are generation 2's files (hard links).
+    projector_dir = tmp_path / "r" / "projector"
+    assert {os.stat(projector_dir / f"embeddings-000003.data-0000{i}-of-00003").st_ino for i in range(2)} == {
+        os.stat(projector_dir / f"embeddings-000002.data-0000{i}-of-00002").st_ino for i in range(2)}
+    assert not any(a.startswith((".staging-", ".tmp-")) for a in assets)
     assert len([a for a in assets if a.startswith("sprite-")]) == 1
 
 
