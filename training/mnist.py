@@ -64,7 +64,7 @@ class MnistFormatError(ValueError):
     """The MNIST files are missing, unreadable or inconsistent; the message says which file and the fix."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
 class MnistData:
     """MNIST (or an MNIST-format data set) in memory.
 
