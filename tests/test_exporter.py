@@ -201,3 +201,17 @@ def test_real_mnist_test_images(tmp_path, mnist):
     assert sprite.shape == (2800, 2800)
     for i in (0, 1, 4321, 9999):
         np.testing.assert_array_equal(sprite_cell(sprite, i, (28, 28)), 255 - images[i])
+
+
+def test_explained_variance_is_written_as_a_text_summary(tmp_path):
+    import tensorflow as tf
+
+    x = np.random.default_rng(4).standard_normal((30, 300))
+    result = export_embeddings(tmp_path, {"conv/step_000001": x}, run="r", pca_components=5)
+    texts = []
+    for path in glob.glob(str(tmp_path / "r" / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            texts += [tf.make_ndarray(v.tensor).item().decode() for v in event.summary.value if v.tag == "projector/reduction"]
+    (text,) = texts
+    ratio = result.tensors[0].explained_variance_ratio
+    assert f"| conv/step_000001 | 300 | 5 | {ratio:.1%} |" in text
