@@ -5,7 +5,8 @@ class scores, and exports them in one `export_embeddings` call: one tensor per l
 ``<layer>/step_<zero-padded step>`` (so the PROJECTOR's tensor menu reads in order), sharing the probe sprite and
 the error-case metadata of that step. A second, ten-row tensor ``class_weights/step_...`` holds the last dense
 layer's weights, one point per class. Every snapshot also measures how well each layer separates the classes
-(`knn_separability`) and, during training, logs it as the scalar ``separability/<layer>``.
+(`knn_separability`, in the space the PROJECTOR shows: wide layers as the exporter's PCA reduced them) and, during
+training, logs it as the scalar ``separability/<layer>``.
 
 All snapshots of a training go into ONE run (the training's run directory), and each is written once: the
 exporter appends to the checkpoint and writes the sprite once (content-addressed), so the n-th snapshot costs
@@ -129,13 +130,19 @@ class LayerSnapshotter:
         start = time.perf_counter()
         features, scores = self._outputs(self.images)
         metadata = _meta.error_metadata(scores, self.labels, self.class_names, from_logits=self._from_logits)
-        export_embeddings(
+        names = {layer: snapshot_name(layer, step, total_steps) for layer in self.layers}
+        result = export_embeddings(
             self.logdir,
-            {snapshot_name(layer, step, total_steps): features[layer] for layer in self.layers},
+            {names[layer]: features[layer] for layer in self.layers},
             run=self.run,
             images=self.images,
             metadata=metadata,
         )
+        del features  # conv outputs of a 5,000-image probe are hundreds of MB
+        # Separability of exactly what the PROJECTOR shows: wide layers as the exporter reduced them (PCA), read
+        # back from the checkpoint it just wrote instead of reducing them a second time.
+        written = tf.train.load_checkpoint(result.checkpoint_prefix)
+        separability = {layer: knn_separability(written.get_tensor(names[layer]), self.labels) for layer in self.layers}
         weights = _meta.class_embedding(self.model, len(self.class_names))
         if weights is not None:
             export_embeddings(
@@ -145,7 +152,6 @@ class LayerSnapshotter:
                 images=self._class_images,
                 metadata=_meta.class_metadata(self.class_names),
             )
-        separability = {layer: knn_separability(features[layer], self.labels) for layer in self.layers}
         record = SnapshotRecord(step, time.perf_counter() - start, separability)
         self.records.append(record)
         return record
@@ -214,7 +220,7 @@ class EmbeddingSnapshots(keras.callbacks.Callback):
         self.verbose = verbose
         self.snapshotter: LayerSnapshotter | None = None
         self._writer, self._own_writer = writer, writer is None
-        self._step = 0
+        self._step = self._epoch_start = 0
         self._last_snapshot: int | None = None
         self._total_steps = total_steps
         if model is not None:
@@ -232,8 +238,11 @@ class EmbeddingSnapshots(keras.callbacks.Callback):
             self._total_steps = self._step + epochs * steps
         self._take()
 
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._epoch_start = self._step
+
     def on_train_batch_end(self, batch, logs=None) -> None:
-        self._step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self._step = self._epoch_start + batch + 1  # `batch` is the last step run, also with steps_per_execution
         if self.every and self._step // self.every > self._last_snapshot // self.every:
             self._take()
 

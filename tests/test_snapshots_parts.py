@@ -139,3 +139,34 @@ def test_probe_is_the_first_images_and_never_larger_than_the_data():
         take_probe(images, labels, 5)
     with pytest.raises(TypeError, match="int"):
         take_probe(images, labels, 2.5)
+
+
+def test_callback_snapshots_before_every_k_steps_and_after_across_epochs(tmp_path, capsys):
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.plugins.projector import projector_config_pb2
+    from google.protobuf import text_format
+
+    keras.utils.set_random_seed(1)
+    model = _tiny_cnn()
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(1)
+    x, y = rng.random((10, 6, 6, 1)).astype(np.float32), rng.integers(0, 3, 10)
+    callback = EmbeddingSnapshots(x[:8], y[:8], tmp_path, run="r", every=4, class_names=["a", "b", "c"])
+    model.fit(x, y, batch_size=2, epochs=2, verbose=0, callbacks=[callback])  # 5 steps per epoch, 10 in all
+
+    steps = [0, 4, 8, 10]  # before training, every 4 steps (across the epoch boundary), after the last step
+    assert [record.step for record in callback.snapshotter.records] == steps
+    config = text_format.Parse((tmp_path / "r" / "projector_config.pbtxt").read_text(),
+                               projector_config_pb2.ProjectorConfig())
+    names = {e.tensor_name: list(e.tensor_shape) for e in config.embeddings}
+    expected = {f"{layer}/step_{s:06d}": [8, width] for layer, width in
+                [("conv1", 72), ("fc1", 4), ("logits", 3)] for s in steps}
+    expected.update({f"class_weights/step_{s:06d}": [3, 4] for s in steps})
+    assert names == expected
+    events = event_accumulator.EventAccumulator(str(tmp_path / "r"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert {tag for tag in events.Tags()["tensors"] if tag.startswith("separability/")} == {
+        "separability/conv1", "separability/fc1", "separability/logits"}
+    assert [event.step for event in events.Tensors("separability/fc1")] == steps
+    table = capsys.readouterr().out
+    assert "leave-one-out 5-NN accuracy of 8 probe images" in table and table.count("\n10 ") == 1
