@@ -7,15 +7,21 @@ Public API (everything else is internal):
       the same data as a folder for the standalone Embedding Projector web app.
   ExportResult, ExportedTensor, StandaloneResult: what was written.
   PCA_THRESHOLD_DIM, DEFAULT_PCA_COMPONENTS, MAX_SPRITE_SIZE_PX: documented limits and defaults.
+  EmbeddingSnapshots(images, labels, logdir, *, run=None, every=..., layers=None, ...): Keras callback, chosen
+      layers as `<layer>/step_<step>` tensors with error-case metadata, and `separability/<layer>` scalars.
+  export_model_layers(model, images, labels, logdir, *, run=None, layers=None, ...): the same, once, after training.
+  knn_separability(features, labels, *, k=5): leave-one-out k-NN accuracy of labels in a feature space.
 """
 
 from projector_export.exporter import ExportResult, export_embeddings
 from projector_export.inputs import ExportedTensor
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM
+from projector_export.separability import knn_separability
 from projector_export.sprite import MAX_SPRITE_SIZE_PX
 from projector_export.standalone import StandaloneResult, export_standalone
 
 _IMAGES_API = ("ImageLogger", "grad_cam", "filter_patterns")  # issue 5: TensorBoard images during training
+_SNAPSHOTS_API = ("EmbeddingSnapshots", "export_model_layers")  # issue 4: layer snapshots (need Keras too)
 
 
 def __getattr__(name):
@@ -24,4 +30,8 @@ def __getattr__(name):
         from projector_export import images
 
         return getattr(images, name)
+    if name in _SNAPSHOTS_API:
+        from projector_export import snapshots
+
+        return getattr(snapshots, name)
     raise AttributeError(f"module 'projector_export' has no attribute {name!r}")
