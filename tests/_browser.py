@@ -1,0 +1,423 @@
+"""TensorBoard in a real headless Chromium, driven with Playwright (test helper for `test_browser.py`).
+
+`TensorBoardServer` runs the `tensorboard` program on 127.0.0.1 (port chosen by the OS) and always stops it;
+`launch_chromium` starts Debian's Chromium (never a downloaded browser); `ConsoleLog` records what the page
+says in its console; `ProjectorPage` works the PROJECTOR tab the way a person does (menus, search box, tabs)
+and reads back what the page itself holds and draws: the loaded data set, the colour of every drawn point,
+the sprite image, the messages and error dialogs it shows.
+
+TensorBoard's front end is Polymer inside shadow DOM; the PROJECTOR lives in an iframe
+(`projector_binary.html`) whose `vz-projector` element holds the state read here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's `chromium` package (see .ci/run); Playwright's own download is not used
+# Headless on a machine without GPU or internet: the background-networking flags stop Chromium's own
+# connections (refused here) that otherwise flood the log and slow start-up.
+CHROMIUM_ARGS = (
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+)
+VIEWPORT = {"width": 1400, "height": 900}
+PROJECTOR_FRAME = "projector_binary.html"
+# Colour the projector gives searched/selected points (`POINT_COLOR_SELECTED` in projectorScatterPlotAdapter.ts).
+SELECTED_RGB = (0xFA, 0x66, 0x66)
+# Console lines the page prints on every healthy load, not errors of ours.
+_BENIGN_CONSOLE = ("GPU stall due to ReadPixels",)
+
+
+class TensorBoardServer:
+    """`tensorboard --logdir LOGDIR` on 127.0.0.1 with an OS-chosen port; a context manager that stops it."""
+
+    def __init__(self, logdir: Path, *, start_timeout: float = 120.0):
+        self._log = tempfile.TemporaryFile(mode="w+")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
+             "--port", "0", "--reload_interval", "2"],
+            stdout=self._log, stderr=subprocess.STDOUT, text=True,
+        )
+        self.url = self._wait_for_url(start_timeout)
+
+    def _wait_for_url(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._log.seek(0)
+            match = re.search(r"(http://127\.0\.0\.1:\d+)/", self._log.read())  # "TensorBoard 2.x at http://..."
+            if match:
+                return match.group(1)
+            if self._process.poll() is not None:
+                break
+            time.sleep(0.2)
+        output = self.output()
+        self.stop()
+        raise RuntimeError(f"tensorboard did not start within {timeout:.0f} s; its output:\n{output}")
+
+    def output(self) -> str:
+        self._log.seek(0)
+        return self._log.read()
+
+    def get_json(self, path: str) -> object:
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return json.load(response)
+
+    def wait_for_plugins(self, plugins: tuple[str, ...], timeout: float = 120.0) -> None:
+        """Waits until every plugin in `plugins` is enabled: TensorBoard shows a tab only for plugins with data."""
+        deadline = time.monotonic() + timeout
+        listing: dict = {}
+        while time.monotonic() < deadline:
+            listing = self.get_json("/data/plugins_listing")
+            if all(listing.get(name, {}).get("enabled") for name in plugins):
+                return
+            time.sleep(1.0)
+        enabled = sorted(name for name, entry in listing.items() if entry.get("enabled"))
+        raise AssertionError(f"TensorBoard enabled {enabled} after {timeout:.0f} s, expected {list(plugins)} in them")
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._log.close()
+
+    def __enter__(self) -> TensorBoardServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium, headless; a clear error naming the install command when it is missing."""
+    if not os.access(CHROMIUM, os.X_OK):
+        raise RuntimeError(f"{CHROMIUM} not found: the browser tests use Debian's Chromium; "
+                           "install it with `apt-get install -y chromium` (as .ci/run does)")
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS), headless=True)
+
+
+class ConsoleLog:
+    """Console messages and uncaught exceptions of a page and all its frames, as they arrive."""
+
+    def __init__(self, page):
+        self.entries: list[str] = []
+        self.errors: list[str] = []
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda error: self._add(f"uncaught exception: {error}", error=True))
+
+    def _on_console(self, message) -> None:
+        if not any(text in message.text for text in _BENIGN_CONSOLE):
+            self._add(f"console.{message.type}: {message.text}", error=message.type == "error")
+
+    def _add(self, line: str, *, error: bool) -> None:
+        self.entries.append(line)
+        if error:
+            self.errors.append(line)
+
+    def mark(self) -> int:
+        return len(self.errors)
+
+    def errors_since(self, mark: int) -> list[str]:
+        return self.errors[mark:]
+
+    def report(self) -> str:
+        """The page's console so far, for failure messages."""
+        if not self.entries:
+            return "page console: (empty)"
+        return "page console:\n  " + "\n  ".join(self.entries[-40:])
+
+
+# Finds <vz-projector> through the shadow roots of the PROJECTOR frame.
+_FIND_PROJECTOR = """() => {
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      if (el.tagName === 'VZ-PROJECTOR') return el;
+      if (el.shadowRoot) { const found = walk(el.shadowRoot); if (found) return found; }
+    }
+    return null;
+  };
+  return walk(document);
+}"""
+
+# True while the PROJECTOR shows an error dialog (its progress messages use the same dialog, without `.error`).
+_SHOWS_ERROR = ("(p.shadowRoot.querySelector('#notification-dialog').opened"
+                " && !!p.shadowRoot.querySelector('#notification-dialog .notify-msg.error'))")
+
+# Point indices grouped by the colour the scatter plot draws them with ("r,g,b" in 0..255).
+_POINTS_BY_COLOUR = """p => {
+  const c = p.projectorScatterPlotAdapter.scatterPlot.pointColors, groups = {};
+  for (let i = 0; i < c.length / 3; i++) {
+    const key = [0, 1, 2].map(k => Math.round(c[3 * i + k] * 255)).join(',');
+    (groups[key] = groups[key] || []).push(i);
+  }
+  return groups;
+}"""
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    """What the PROJECTOR holds for the loaded tensor."""
+
+    tensor: str
+    points: int
+    dimension: int
+    status_text: str  # the "Points: N | Dimension: D" bar a person reads
+    metadata_columns: list[str]
+    index_column: list[str]  # the `index` metadata of row i, as the page holds it
+    sprite_size: tuple[int, int] | None  # the loaded sprite image's natural width and height; None: not loaded
+    sprite_mode: bool  # points drawn as thumbnails
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    message: str  # "N matches." under the search box
+    selected: list[int]  # the projector's selection
+    highlighted: list[int]  # points drawn in the selection colour
+
+
+class ProjectorPage:
+    """TensorBoard's PROJECTOR tab in one browser page, worked through its own controls."""
+
+    def __init__(self, page, base_url: str, *, timeout_ms: float = 60_000):
+        self.page = page
+        self.log = ConsoleLog(page)
+        self.timeout_ms = timeout_ms
+        page.set_default_timeout(timeout_ms)
+        page.goto(f"{base_url}/#projector")
+        self.frame = self._projector_frame()
+        self.projector = self.frame.wait_for_function(_FIND_PROJECTOR).as_element()
+        self._wait_loaded()
+
+    def _projector_frame(self):
+        deadline = time.monotonic() + self.timeout_ms / 1000
+        while time.monotonic() < deadline:
+            for frame in self.page.frames:
+                if frame.url.endswith(PROJECTOR_FRAME):
+                    return frame
+            self.page.wait_for_timeout(200)  # lets Playwright process the frame events
+        raise AssertionError(f"the PROJECTOR frame ({PROJECTOR_FRAME}) never appeared\n{self.log.report()}")
+
+    def _wait(self, predicate: str, arg=None) -> None:
+        """Waits until `predicate(projector, arg)` is truthy; the timeout message carries the page's state."""
+        try:
+            self.frame.wait_for_function(f"([p, a]) => ({predicate})(p, a)", arg=[self.projector, arg])
+        except Exception as error:  # Playwright's TimeoutError: add what the page said
+            raise AssertionError(f"waiting for {predicate} ({arg!r}): {error}\n{self.context()}") from None
+
+    def _eval(self, script: str, arg=None):
+        return self.projector.evaluate(script, arg)
+
+    def context(self) -> str:
+        """The page's error dialogs, notices and console, for failure messages."""
+        problems = self.shown_problems()
+        shown = "projector dialogs/notices: " + ("; ".join(problems) if problems else "(none)")
+        return f"{shown}\n{self.log.report()}"
+
+    def shown_problems(self) -> list[str]:
+        """Error dialogs and warning notices the PROJECTOR shows (its own errors never reach the console)."""
+        return self._eval("""p => {
+          const root = p.shadowRoot, out = [];
+          const dialog = root.querySelector('#notification-dialog');
+          if (dialog.opened) {
+            dialog.querySelectorAll('.notify-msg.error').forEach(e => out.push('error: ' + e.innerText));
+          }
+          const toast = root.querySelector('#toast');
+          if (toast && toast.opened) out.push('notice: ' + toast.text);
+          return out;
+        }""")
+
+    def dismiss_problems(self) -> None:
+        self._eval("""p => { const d = p.shadowRoot.querySelector('#notification-dialog');
+                              d.querySelectorAll('.notify-msg.error').forEach(e => e.remove()); d.close();
+                              const t = p.shadowRoot.querySelector('#toast'); if (t.opened) t.close(); }""")
+
+    # ---- menus -------------------------------------------------------------------------------------------
+    def _data_panel_menu(self, noun: str):
+        """The data panel's drop-down labelled "N runs found" / "N tensors found"."""
+        label = re.compile(rf"\d+ {noun}s? found")
+        return self.frame.locator("vz-projector-data-panel paper-dropdown-menu").filter(has_text=label)
+
+    def _menu_items(self, noun: str) -> list[str]:
+        items = self._data_panel_menu(noun).locator("paper-item")
+        return [" ".join(text.split()) for text in items.all_text_contents()]
+
+    def run_menu(self) -> list[str]:
+        """The run drop-down (TensorBoard shows it only when the log dir has more than one run)."""
+        return self._menu_items("run")
+
+    def tensor_menu(self) -> list[str]:
+        """Tensor names in the tensor drop-down (each item reads "name NxD"; the shape is dropped)."""
+        return [re.sub(r"\s+\d+x\d+$", "", text) for text in self._menu_items("tensor")]
+
+    def _pick(self, noun: str, item_text: str) -> None:
+        self._data_panel_menu(noun).click()
+        item = self._data_panel_menu(noun).locator("paper-item").filter(
+            has_text=re.compile(rf"^\s*{re.escape(item_text)}(\s|$)"))
+        item.click()
+
+    def _replace_data(self, noun: str, item: str) -> None:
+        """Picks `item` in a data menu and waits until the page has dropped the data set shown before."""
+        self._eval("p => { window.__e2eBefore = p.dataSet; }")
+        self._pick(noun, item)
+        self._wait("p => p.dataSet !== window.__e2eBefore")
+
+    def _wait_loaded(self) -> None:
+        self._wait("p => p.dataSet && p.dataSet.spriteAndMetadataInfo && p.projection")
+        self._wait("p => { const s = p.dataSet.spriteAndMetadataInfo.spriteImage; return !s || s.complete; }")
+
+    def select_run(self, run: str) -> None:
+        self._replace_data("run", run)
+        self._wait("(p, run) => p.dataPanel.selectedRun === run", run)
+        self._wait_loaded()
+
+    def select_tensor(self, name: str) -> LoadedData:
+        """Picks `name` in the tensor menu and waits until its points, metadata and sprite are loaded."""
+        if self._eval("p => p.dataPanel.selectedTensor") != name:
+            self._replace_data("tensor", name)
+        self._wait("(p, name) => p.dataPanel.selectedTensor === name", name)
+        self._wait_loaded()
+        return self.loaded()
+
+    def loaded(self) -> LoadedData:
+        state = self._eval("""p => {
+          const info = p.dataSet.spriteAndMetadataInfo, sprite = info.spriteImage;
+          return {
+            tensor: p.dataPanel.selectedTensor, points: p.dataSet.points.length, dimension: p.dataSet.dim[1],
+            status: 'Points: ' + p.shadowRoot.querySelector('span.numDataPoints').innerText
+                    + ' | Dimension: ' + p.shadowRoot.querySelector('span.dim').innerText,
+            columns: (info.stats || []).map(s => s.name),
+            index: p.dataSet.points.map(q => String(q.metadata['index'])),
+            sprite: sprite && sprite.complete && sprite.naturalWidth > 0
+                    ? [sprite.naturalWidth, sprite.naturalHeight] : null,
+            spriteMode: p.projectorScatterPlotAdapter.getSpriteImageMode(),
+          };
+        }""")
+        return LoadedData(state["tensor"], state["points"], state["dimension"], state["status"], state["columns"],
+                          state["index"], tuple(state["sprite"]) if state["sprite"] else None, state["spriteMode"])
+
+    # ---- colour, search ----------------------------------------------------------------------------------
+    def color_by(self, column: str) -> tuple[dict[str, int], dict[str, list[int]]]:
+        """Picks `column` in "Color by"; returns the legend (value -> count) and the points grouped by drawn colour."""
+        self.frame.locator("#colorby").click()
+        self.frame.locator("#colorby paper-item").filter(has_text=re.compile(rf"^\s*{re.escape(column)}\s")).click()
+        self._wait("(p, column) => p.selectedColorOption && p.selectedColorOption.name === column", column)
+        legend = self.frame.locator("vz-projector-legend .item")
+        labels = legend.locator(".label").all_text_contents()
+        counts = legend.locator(".info").all_text_contents()
+        return {label.strip(): int(count) for label, count in zip(labels, counts)}, self._eval(_POINTS_BY_COLOUR)
+
+    def search(self, column: str, text: str) -> SearchResult:
+        """Types `text` in the inspector's search box with "By" set to `column`."""
+        inspector = self.frame.locator("vz-projector-inspector-panel")
+        inspector.locator("paper-dropdown-menu").click()
+        inspector.locator("paper-dropdown-menu paper-item").filter(
+            has_text=re.compile(rf"^\s*{re.escape(column)}\s*$")).click()
+        self._wait("(p, column) => p.inspectorPanel.selectedMetadataField === column", column)
+        box = inspector.locator("#search-box input")
+        box.fill("")
+        box.fill(text)
+        self._wait("p => /matches/.test(p.inspectorPanel.searchBox.message)")
+        message = self._eval("p => p.inspectorPanel.searchBox.message")
+        selected = self._eval("p => p.selectedPointIndices.slice()")
+        key = ",".join(str(v) for v in SELECTED_RGB)
+        highlighted = self._eval(_POINTS_BY_COLOUR).get(key, [])
+        return SearchResult(message, sorted(selected), sorted(highlighted))
+
+    def clear_search(self) -> None:
+        self.frame.locator("vz-projector-inspector-panel #search-box input").fill("")
+        self._wait("p => p.selectedPointIndices.length === 0")
+
+    # ---- projections -------------------------------------------------------------------------------------
+    def project(self, kind: str, *, tsne_iterations: int = 50) -> None:
+        """Clicks the PCA, t-SNE or UMAP tab and waits until that projection is drawn (t-SNE: some iterations)."""
+        self.frame.locator(f"#{kind}-tab").click()
+        if kind == "pca":
+            self._wait("p => p.projection && p.projection.projectionType === 'pca'")
+        elif kind == "tsne":
+            self._wait(f"(p, n) => p.dataSet.projections.tsne && p.dataSet.tSNEIteration >= n || {_SHOWS_ERROR}",
+                       tsne_iterations)
+        elif kind == "umap":
+            self._wait("p => p.dataSet.projections.umap && p.projection && p.projection.projectionType === 'umap'"
+                       f" || {_SHOWS_ERROR}")
+        else:
+            raise ValueError(f"Unknown projection {kind!r}; expected 'pca', 'tsne' or 'umap'")
+
+    def stop_tsne(self) -> None:
+        self._eval("p => p.dataSet && p.dataSet.stopTSNE()")
+
+    def screenshot(self, path: Path) -> None:
+        self.page.mouse.move(0, 0)  # no hover highlight on a point
+        self.page.screenshot(path=str(path))
+
+
+# ---- SCALARS and IMAGES dashboards -------------------------------------------------------------------------
+_ALL_ELEMENTS = """(tag) => {
+  const out = [];
+  const walk = (root) => { for (const el of root.querySelectorAll('*')) {
+    if (el.tagName === tag) out.push(el); if (el.shadowRoot) walk(el.shadowRoot); } };
+  walk(document);
+  return out;
+}"""
+# Tag -> number of points, for every scalar chart that has drawn its line.
+_SHOWN_CURVES = f"""() => {{
+  const shown = {{}};
+  for (const card of ({_ALL_ELEMENTS})('TF-SCALAR-CARD')) {{
+    const loader = card.shadowRoot.querySelector('tf-line-chart-data-loader');
+    const chart = loader.shadowRoot.querySelector('vz-line-chart2');
+    const series = Object.values(chart._seriesDataCache || {{}});
+    const lines = [...chart.shadowRoot.querySelectorAll('path.line')].filter(p => (p.getAttribute('d') || '').length);
+    if (series.length && lines.length) shown[card.tag] = series[0].length;
+  }}
+  return shown;
+}}"""
+# Tag -> [width, height] of its image, for every image card whose image has loaded (not broken).
+_SHOWN_IMAGES = f"""() => {{
+  const shown = {{}};
+  for (const loader of ({_ALL_ELEMENTS})('TF-IMAGE-LOADER')) {{
+    const img = loader.shadowRoot.querySelector('img');
+    if (img && img.complete && img.naturalWidth > 0) shown[loader.tag] = [img.naturalWidth, img.naturalHeight];
+  }}
+  return shown;
+}}"""
+_DASHBOARDS = {"scalars": ("tf-scalar-dashboard", _SHOWN_CURVES), "images": ("tf-image-dashboard", _SHOWN_IMAGES)}
+
+
+def dashboard_contents(browser, url: str, expected_count: int, screenshot: Path, *, timeout_ms: float = 60_000):
+    """Opens the SCALARS or IMAGES tab at `url` (".../#scalars"), opens every collapsed section as a person
+    would, waits until `expected_count` tags are drawn, saves a full-page screenshot and returns what is shown
+    (scalars: tag -> points on its curve; images: tag -> image size)."""
+    element, script = _DASHBOARDS[url.rsplit("#", 1)[1]]
+    page = browser.new_page(viewport=VIEWPORT)
+    log = ConsoleLog(page)
+    try:
+        page.set_default_timeout(timeout_ms)
+        page.goto(url)
+        page.locator(f"{element} tf-category-paginated-view button.heading").first.wait_for()
+        closed = page.locator(f"{element} tf-category-paginated-view button.heading:not([open-button])")
+        while closed.count():
+            closed.first.click()
+        try:
+            page.wait_for_function(f"() => Object.keys(({script})()).length >= {expected_count}")
+        except Exception as error:  # Playwright's TimeoutError: say what is shown and what the page said
+            raise AssertionError(f"{url}: {expected_count} tags never shown; shown: {page.evaluate(script)}: "
+                                 f"{error}\n{log.report()}") from None
+        page.screenshot(path=str(screenshot), full_page=True)
+        shown = page.evaluate(script)
+    finally:
+        page.close()
+    if log.errors:
+        raise AssertionError(f"{url}: the page reported errors\n{log.report()}")
+    return shown

@@ -1,0 +1,243 @@
+"""End to end in a real browser: a short real `projector-train` run, opened in TensorBoard in headless Chromium.
+
+What a person sees is checked through the page itself: the menus, the loaded points, the colours the scatter
+plot draws, the sprite, the search box, the projection tabs, the SCALARS and IMAGES dashboards. Expected values
+come from the real MNIST probe and from the files the run wrote, never from the server's answers.
+
+Screenshots of every state go to `$PROJECTOR_SCREENSHOTS` (README's "What you will see" is made with
+`PROJECTOR_SCREENSHOTS=docs/screenshots`), else to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+from PIL import Image
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.projector import projector_config_pb2
+from tensorboard.plugins.projector.metadata import PROJECTOR_FILENAME
+
+from _browser import VIEWPORT, ProjectorPage, TensorBoardServer, dashboard_contents, launch_chromium
+from playwright.sync_api import sync_playwright
+from projector_export.error_metadata import COLUMNS
+from projector_export.metadata import BLANK_VALUE
+from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG, snapshot_name
+from training.callbacks import LEARNING_RATE, TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS
+from training.train import MODEL_FILENAME
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+RUN, EXPORTED_RUN = "tutorial-e2e", "exported-fc1"
+STEPS, SNAPSHOT_EVERY, PROBE = 200, 100, 500
+LAYERS = ("conv1", "conv2", "fc1", "logits")  # the `tutorial` model's convolution and dense layers (the default)
+SNAPSHOT_STEPS = tuple(range(0, STEPS + 1, SNAPSHOT_EVERY))
+TRAIN_ARGS = [
+    "--model", "tutorial", "--steps", str(STEPS), "--seed", "0", "--run", RUN, "--eval-every", "100",
+    "--log-every", "20", "--snapshot-every", str(SNAPSHOT_EVERY), "--probe-size", str(PROBE), "--images-every", "100",
+]
+EXPORT_LAYERS, EXPORT_PROBE = ("fc1",), 200
+IMAGE_TAG_KINDS = ("filters/", "feature_maps/", "confusion_matrix", "misclassified", "grad_cam", "filter_patterns/")
+
+
+def _program(name: str) -> str:
+    """A console script of this install (beside the running Python), as a user runs it."""
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"console script {name!r} not found: install the project with pip install -e '.[test]'")
+    return path
+
+
+def _run(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def logdir(mnist_dir, tmp_path_factory) -> Path:
+    """One short real training with snapshots and images, and a second run exported after the fact."""
+    logdir = tmp_path_factory.mktemp("browser-logs")
+    _run([_program("projector-train"), *TRAIN_ARGS, "--logdir", str(logdir), "--data-dir", str(mnist_dir)])
+    _run([_program("projector-export"), "--logdir", str(logdir), "--run", EXPORTED_RUN,
+          "--model", str(logdir / RUN / MODEL_FILENAME), "--layers", ",".join(EXPORT_LAYERS),
+          "--probe-size", str(EXPORT_PROBE), "--data-dir", str(mnist_dir)])
+    return logdir
+
+
+@pytest.fixture(scope="module")
+def board(logdir):
+    with TensorBoardServer(logdir) as server:
+        server.wait_for_plugins(("projector", "scalars", "images"))
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def projector(browser, board):
+    page = browser.new_page(viewport=VIEWPORT)
+    yield ProjectorPage(page, board.url)
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = os.environ.get("PROJECTOR_SCREENSHOTS")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# ---- what the run wrote (read from the files, independently of the server) ----------------------------------
+def _config(run_dir: Path) -> dict[str, projector_config_pb2.EmbeddingInfo]:
+    config = text_format.Parse((run_dir / PROJECTOR_FILENAME).read_text(), projector_config_pb2.ProjectorConfig())
+    return {embedding.tensor_name: embedding for embedding in config.embeddings}
+
+
+def _metadata(run_dir: Path, embedding) -> dict[str, list[str]]:
+    header, *rows = (run_dir / embedding.metadata_path).read_text(encoding="utf-8").splitlines()
+    cells = [row.split("\t") for row in rows]
+    return {name: [row[i] for row in cells] for i, name in enumerate(header.split("\t"))}
+
+
+def _summaries(run_dir: Path, plugin: str) -> dict[str, int]:
+    """Tag -> number of logged steps, for the summaries of `plugin` in the run's event files."""
+    events = event_accumulator.EventAccumulator(str(run_dir), size_guidance={event_accumulator.TENSORS: 0})
+    events.Reload()
+    return {tag: len(events.Tensors(tag)) for tag in events.Tags()["tensors"]
+            if events.SummaryMetadata(tag).plugin_data.plugin_name == plugin}
+
+
+def _last(layer: str) -> str:
+    return snapshot_name(layer, STEPS, STEPS)
+
+
+def _assert_no_page_errors(projector: ProjectorPage, mark: int, doing: str) -> None:
+    errors = projector.log.errors_since(mark) + projector.shown_problems()
+    assert not errors, f"{doing}: the page reported\n  " + "\n  ".join(errors) + f"\n{projector.log.report()}"
+
+
+# ---- PROJECTOR ---------------------------------------------------------------------------------------------
+def test_menus_list_both_runs_and_every_snapshot_tensor(projector, logdir, shots):
+    layers = (*LAYERS, CLASS_EMBEDDING_NAME)
+    expected = {snapshot_name(layer, step, STEPS) for layer in layers for step in SNAPSHOT_STEPS}
+    assert set(_config(logdir / RUN)) == expected  # the run wrote what its flags ask for
+    assert sorted(projector.run_menu()) == sorted([RUN, EXPORTED_RUN]), projector.context()
+    menu = projector.tensor_menu()
+    assert sorted(menu) == sorted(expected), projector.context()
+    projector.screenshot(shots / "projector-menus.png")
+
+    projector.select_run(EXPORTED_RUN)
+    assert sorted(projector.tensor_menu()) == sorted([*EXPORT_LAYERS, CLASS_EMBEDDING_NAME]), projector.context()
+    loaded = projector.loaded()
+    assert (loaded.tensor, loaded.points) == (EXPORT_LAYERS[0], EXPORT_PROBE), projector.context()
+    projector.select_run(RUN)
+
+
+def test_every_snapshot_loads_all_its_points_rows_aligned_with_thumbnails(projector, logdir, shots):
+    config = _config(logdir / RUN)
+    probe_tensors = sorted(name for name in config if not name.startswith(f"{CLASS_EMBEDDING_NAME}/"))
+    mark = projector.log.mark()
+    for name in [*probe_tensors, *sorted(set(config) - set(probe_tensors))]:
+        rows, dimension = config[name].tensor_shape
+        sprite = Image.open(logdir / RUN / config[name].sprite.image_path).size
+        loaded = projector.select_tensor(name)
+        assert (loaded.tensor, loaded.points, loaded.dimension) == (name, rows, dimension), projector.context()
+        assert loaded.status_text == f"Points: {rows} | Dimension: {dimension}"
+        assert loaded.sprite_size == sprite and loaded.sprite_mode, f"{name}: sprite not shown\n{projector.context()}"
+        if name in probe_tensors:
+            assert loaded.metadata_columns == list(COLUMNS), projector.context()
+            assert loaded.index_column == [str(i) for i in range(rows)], f"{name}: rows out of order"
+        if name.startswith("fc1/"):  # README: watch the clusters form over the steps
+            projector.color_by("label")
+            projector.screenshot(shots / f"projector-{name.replace('/', '-')}.png")
+    _assert_no_page_errors(projector, mark, "loading every snapshot")
+
+
+def test_colour_by_label_gives_ten_colours_one_per_digit(projector, logdir, mnist, shots):
+    name = _last("fc1")
+    projector.select_tensor(name)
+    legend, by_colour = projector.color_by("label")
+    labels = np.asarray(mnist.class_names)[mnist.test_labels[:PROBE]]
+    counts = collections.Counter(labels.tolist())
+    assert legend == dict(counts), projector.context()
+    groups = sorted(sorted(indices) for indices in by_colour.values())
+    assert len(by_colour) == 10
+    assert groups == sorted(np.flatnonzero(labels == value).tolist() for value in counts), projector.context()
+    projector.screenshot(shots / "projector-colour-by-label.png")
+
+
+def test_search_label_highlights_exactly_that_digit(projector, mnist, shots):
+    projector.select_tensor(_last("fc1"))
+    digit = mnist.class_names[3]
+    expected = np.flatnonzero(mnist.test_labels[:PROBE] == 3).tolist()
+    found = projector.search("label", digit)
+    assert found.message == f"{len(expected)} matches.", projector.context()
+    assert found.selected == found.highlighted == expected, projector.context()
+    projector.screenshot(shots / "projector-search-label.png")
+    projector.clear_search()
+
+
+def test_search_error_highlights_exactly_the_wrong_rows(projector, logdir, shots):
+    name = _last("fc1")
+    metadata = _metadata(logdir / RUN, _config(logdir / RUN)[name])
+    pairs = zip(metadata["label"], metadata["prediction"])
+    wrong = [i for i, (label, prediction) in enumerate(pairs) if label != prediction]
+    assert [i for i, error in enumerate(metadata["error"]) if error != BLANK_VALUE] == wrong
+    confusion, _ = collections.Counter(metadata["error"][i] for i in wrong).most_common(1)[0]
+    expected = [i for i in wrong if metadata["error"][i] == confusion]
+    projector.select_tensor(name)
+    projector.color_by("label")
+    found = projector.search("error", confusion)
+    assert found.message == f"{len(expected)} matches.", projector.context()
+    assert found.selected == found.highlighted == expected, projector.context()
+    projector.screenshot(shots / "projector-search-error.png")
+    projector.clear_search()
+
+
+# fc1 (128 wide) and logits (10 wide): the page treats tensors under 50 columns differently (no "Spherize data").
+@pytest.mark.parametrize("layer", ["fc1", "logits"])
+def test_pca_tsne_umap_switch_without_page_errors(projector, layer, shots):
+    projector.select_tensor(_last(layer))
+    projector.color_by("label")
+    errors = []
+    for kind in ("tsne", "umap", "pca"):
+        mark = projector.log.mark()
+        projector.project(kind)
+        projector.screenshot(shots / f"projector-{layer}-{kind}.png")
+        projector.stop_tsne()
+        errors += [f"{kind}: {error}" for error in projector.log.errors_since(mark) + projector.shown_problems()]
+        projector.dismiss_problems()
+    assert not errors, f"{_last(layer)}: the page reported\n  " + "\n  ".join(errors) + f"\n{projector.log.report()}"
+
+
+# ---- SCALARS and IMAGES ------------------------------------------------------------------------------------
+def test_scalars_tab_shows_training_and_separability_curves(browser, board, logdir, shots):
+    expected = _summaries(logdir / RUN, "scalars")
+    wanted = {TRAIN_LOSS, TRAIN_ACCURACY, TEST_LOSS, TEST_ACCURACY, LEARNING_RATE}
+    wanted |= {f"{SEPARABILITY_TAG}/{layer}" for layer in LAYERS}
+    assert wanted <= set(expected), f"the run logged {sorted(expected)}"
+    shown = dashboard_contents(browser, f"{board.url}/#scalars", len(expected), shots / "scalars.png")
+    assert shown == expected  # every curve drawn, with every logged step
+
+
+def test_images_tab_shows_every_image_tag(browser, board, logdir, shots):
+    expected = _summaries(logdir / RUN, "images")
+    for kind in IMAGE_TAG_KINDS:
+        assert any(tag == kind or tag.startswith(kind) for tag in expected), f"no {kind} image in {sorted(expected)}"
+    shown = dashboard_contents(browser, f"{board.url}/#images", len(expected), shots / "images.png")
+    assert set(shown) == set(expected)  # every tag shows a loaded image
