@@ -17,6 +17,8 @@ import numpy as np
 URL_UNSAFE_CHARS = "&#+%?:"
 # Characters that break a file path or a line of the config/metadata files.
 _CONTROL_CHARS = {chr(c) for c in range(32)} | {"\x7f"}
+# Rows per block when scanning a tensor for NaN/inf.
+_BLOCK_ROWS = 1024
 
 
 def check_name(name: object, what: str = "embedding name") -> str:
@@ -124,8 +126,10 @@ def _as_float32_matrix(name: str, value: object) -> np.ndarray:
         raise ValueError(f"Invalid embedding {name!r}: expected N ≥ 1 rows and D ≥ 1 columns, received shape {array.shape}.")
     with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
         array = np.ascontiguousarray(array, dtype=np.float32)
-    finite = np.isfinite(array)
-    if not finite.all():
+    # Checked in blocks of rows (no N×D mask for wide tensors); the full mask is built only to
+    # say where the bad values are.
+    if not all(np.isfinite(array[i:i + _BLOCK_ROWS]).all() for i in range(0, array.shape[0], _BLOCK_ROWS)):
+        finite = np.isfinite(array)
         bad_rows = ~finite.all(axis=1)
         count = int((~finite).sum())
         first = int(np.argmax(bad_rows))
