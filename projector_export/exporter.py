@@ -74,7 +74,9 @@ def export_embeddings(
       logdir: the log dir (created if missing).
       embeddings: tensor name -> N×D array of real numbers (any int/float dtype, written as
         float32). Names may use '/' (`conv2/step_004000`); no '..', empty parts, `& # + % ? :`.
-      run: the run directory inside `logdir` (one folder name); None exports into `logdir`.
+      run: the run directory inside `logdir` (one folder name); None exports into `logdir`
+        itself (TensorBoard's run "."; its projector also offers a log dir's checkpoint to
+        every run below that has none of its own, so prefer a named run when there are others).
       images: N×H×W or N×H×W×C (C = 1 or 3) uint8, or float in [0, 1]; image i shows example i.
       metadata: columns `{name: N values}` (several are written with a header row), or one
         sequence of N values (written without a header, shown as "label").
