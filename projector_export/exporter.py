@@ -14,6 +14,7 @@ from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, Pr
 from projector_export import checkpoint, config as config_lib, events
 from projector_export.assets import ASSET_NAME_RE, Assets, write_assets
 from projector_export.inputs import ExportedTensor, check_inputs
+from projector_export.locking import run_lock
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS
 from projector_export.validation import check_logdir, check_run_name
 
@@ -100,41 +101,43 @@ def export_embeddings(
     run_dir = logdir if run is None else os.path.join(logdir, check_run_name(run))
     inputs = check_inputs(embeddings, images=images, metadata=metadata, reduce=reduce, pca_components=pca_components)
     _check_run_dir(run_dir)
-    old_config = config_lib.read_config(run_dir)
-    previous = checkpoint.current_prefix(run_dir)
+    _check_run_state(run_dir)
+    # Another export into the same run (another process or thread) waits until this one is done.
+    with run_lock(os.path.join(run_dir, checkpoint.ASSETS_DIRNAME)):
+        old_config = config_lib.read_config(run_dir)
+        previous = checkpoint.current_prefix(run_dir)
 
-    os.makedirs(os.path.join(run_dir, checkpoint.ASSETS_DIRNAME), exist_ok=True)
-    # The sprite's PNG encoding and the PCA both release the GIL: run them side by side. The
-    # content-addressed sprite and metadata are not referred to until the config is written.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending_assets = pool.submit(write_assets, run_dir, checkpoint.ASSETS_DIRNAME, inputs,
-                                     dark_on_white=dark_on_white)
-        to_write, exported = inputs.reduced()
-        assets = pending_assets.result()
-    written = list(assets.written)
+        # The sprite's PNG encoding and the PCA both release the GIL: run them side by side. The
+        # content-addressed sprite and metadata are not referred to until the config is written.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending_assets = pool.submit(write_assets, run_dir, checkpoint.ASSETS_DIRNAME, inputs,
+                                         dark_on_white=dark_on_white)
+            to_write, exported = inputs.reduced()
+            assets = pending_assets.result()
+        written = list(assets.written)
 
-    prefix, bundle_names = checkpoint.write_generation(run_dir, to_write, previous)
-    written.append(prefix + ".index")
+        prefix, bundle_names = checkpoint.write_generation(run_dir, to_write, previous)
+        written.append(prefix + ".index")
 
-    reduced = [t for t in exported if t.explained_variance_ratio is not None]
-    if reduced:
-        events.write_text(run_dir, events.REDUCTION_TAG, _reduction_markdown(reduced),
-                          step=int(prefix.rsplit("-", 1)[1]))
-    else:
-        events.ensure_event_file(run_dir)
+        reduced = [t for t in exported if t.explained_variance_ratio is not None]
+        if reduced:
+            events.write_text(run_dir, events.REDUCTION_TAG, _reduction_markdown(reduced),
+                              step=int(prefix.rsplit("-", 1)[1]))
+        else:
+            events.ensure_event_file(run_dir)
 
-    replaced = any(e.tensor_name == t.name for e in old_config.embeddings for t in exported)
-    new_config = config_lib.upsert(old_config, [_entry(t, assets) for t in exported])
-    # Entries whose tensor the bundle lacks (left by an export that died between writing the
-    # config and publishing its bundle) are dropped, so config and checkpoint agree again.
-    config_lib.keep_only(new_config, bundle_names)
-    # The config goes first, then the state file flips: a TensorBoard re-reads the config when
-    # the checkpoint changes, so it never caches an old config with the new checkpoint.
-    config_path = config_lib.write_config(run_dir, new_config)
-    written.append(config_path)
-    checkpoint.publish(run_dir, prefix, previous)
-    if replaced:
-        _delete_unreferenced_assets(run_dir, new_config)
+        replaced = any(e.tensor_name == t.name for e in old_config.embeddings for t in exported)
+        new_config = config_lib.upsert(old_config, [_entry(t, assets) for t in exported])
+        # Entries whose tensor the bundle lacks (left by an export that died between writing the
+        # config and publishing its bundle) are dropped, so config and checkpoint agree again.
+        config_lib.keep_only(new_config, bundle_names)
+        # The config goes first, then the state file flips: a TensorBoard re-reads the config when
+        # the checkpoint changes, so it never caches an old config with the new checkpoint.
+        config_path = config_lib.write_config(run_dir, new_config)
+        written.append(config_path)
+        checkpoint.publish(run_dir, prefix, previous)
+        if replaced:
+            _delete_unreferenced_assets(run_dir, new_config)
     return ExportResult(
         logdir=logdir,
         run_dir=run_dir,
@@ -153,6 +156,12 @@ def _check_run_dir(run_dir: str) -> None:
     assets_dir = os.path.join(run_dir, checkpoint.ASSETS_DIRNAME)
     if os.path.exists(assets_dir) and not os.path.isdir(assets_dir):
         raise ValueError(f"Invalid run directory {run_dir!r}: {assets_dir!r} is a file, expected a directory.")
+
+
+def _check_run_state(run_dir: str) -> None:
+    """Raises, before anything is written, if the run's config or checkpoint state cannot be updated."""
+    config_lib.read_config(run_dir)
+    checkpoint.current_prefix(run_dir)
 
 
 def _entry(tensor: ExportedTensor, assets: Assets) -> EmbeddingInfo:

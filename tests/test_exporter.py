@@ -215,3 +215,17 @@ def test_explained_variance_is_written_as_a_text_summary(tmp_path):
     (text,) = texts
     ratio = result.tensors[0].explained_variance_ratio
     assert f"| conv/step_000001 | 300 | 5 | {ratio:.1%} |" in text
+
+
+def test_concurrent_exports_into_one_run_are_serialised(tmp_path, data):
+    """Two threads exporting into one run at once: both exports end up in the run, intact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [f"layer/step_{i:06d}" for i in range(6)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(lambda i: export_embeddings(tmp_path, {names[i]: data["a"] * i}, run="r",
+                                                  metadata=list(range(N))), range(6)))
+    served = ProjectorClient(tmp_path)
+    assert sorted(e["tensorName"] for e in served.info("r")["embeddings"]) == names
+    for i, name in enumerate(names):
+        np.testing.assert_array_equal(served.tensor("r", name), (data["a"] * i).astype(np.float32))
