@@ -6,13 +6,12 @@ both accept and reject exactly the same input.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from projector_export.metadata import Columns, check_metadata, to_tsv
-from projector_export.reduction import PCA_THRESHOLD_DIM, pca
+from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM, pca
 from projector_export.sprite import check_images
 from projector_export.validation import check_embeddings
 
@@ -70,7 +69,7 @@ def check_inputs(
     images: object = None,
     metadata: object = None,
     reduce: object = "auto",
-    pca_components: object = 128,
+    pca_components: object = DEFAULT_PCA_COMPONENTS,
 ) -> Inputs:
     """Checks everything one export receives; raises TypeError/ValueError before any work."""
     mode = _check_reduce(reduce, pca_components)

@@ -82,7 +82,7 @@ def check_metadata(metadata: object, n_rows: int | None) -> Columns:
 def to_tsv(columns: Columns) -> str:
     """Formats checked columns as TSV text (header row only when there are several columns)."""
     names = list(columns)
-    rows = zip(*columns.values())
+    rows = zip(*columns.values(), strict=True)
     lines = ["\t".join(row) for row in rows]
     if len(names) > 1:
         lines.insert(0, "\t".join(_clean(n) for n in names))
