@@ -317,7 +317,7 @@ class ProjectorPage:
         legend = self.frame.locator("vz-projector-legend .item")
         labels = legend.locator(".label").all_text_contents()
         counts = legend.locator(".info").all_text_contents()
-        return {label.strip(): int(count) for label, count in zip(labels, counts)}, self._eval(_POINTS_BY_COLOUR)
+        return {label.strip(): int(count) for label, count in zip(labels, counts)}, self._drawn_colours()
 
     def search(self, column: str, text: str) -> SearchResult:
         """Types `text` in the inspector's search box with "By" set to `column`."""
@@ -333,8 +333,14 @@ class ProjectorPage:
         message = self._eval("p => p.inspectorPanel.searchBox.message")
         selected = self._eval("p => p.selectedPointIndices.slice()")
         key = ",".join(str(v) for v in SELECTED_RGB)
-        highlighted = self._eval(_POINTS_BY_COLOUR).get(key, [])
+        highlighted = self._drawn_colours().get(key, [])
         return SearchResult(message, sorted(selected), sorted(highlighted))
+
+    def _drawn_colours(self) -> dict[str, list[int]]:
+        """Point indices by drawn colour, with the mouse off the plot (a hovered point gets a colour of its own)."""
+        self.page.mouse.move(0, 0)
+        self._wait("p => p.hoverPointIndex == null")
+        return self._eval(_POINTS_BY_COLOUR)
 
     def clear_search(self) -> None:
         self.frame.locator("vz-projector-inspector-panel #search-box input").fill("")
@@ -392,15 +398,21 @@ _SHOWN_IMAGES = f"""() => {{
   }}
   return shown;
 }}"""
+_SCROLL_TO_TOP = """() => {
+  const walk = (root) => { for (const el of root.querySelectorAll('*')) {
+    if (el.scrollTop) el.scrollTop = 0; if (el.shadowRoot) walk(el.shadowRoot); } };
+  walk(document);
+}"""
+DASHBOARD_VIEWPORT = {"width": 1400, "height": 1400}
 _DASHBOARDS = {"scalars": ("tf-scalar-dashboard", _SHOWN_CURVES), "images": ("tf-image-dashboard", _SHOWN_IMAGES)}
 
 
 def dashboard_contents(browser, url: str, expected_count: int, screenshot: Path, *, timeout_ms: float = 60_000):
     """Opens the SCALARS or IMAGES tab at `url` (".../#scalars"), opens every collapsed section as a person
-    would, waits until `expected_count` tags are drawn, saves a full-page screenshot and returns what is shown
+    would, waits until `expected_count` tags are drawn, saves a screenshot of its top and returns what is shown
     (scalars: tag -> points on its curve; images: tag -> image size)."""
     element, script = _DASHBOARDS[url.rsplit("#", 1)[1]]
-    page = browser.new_page(viewport=VIEWPORT)
+    page = browser.new_page(viewport=DASHBOARD_VIEWPORT)
     log = ConsoleLog(page)
     try:
         page.set_default_timeout(timeout_ms)
@@ -414,7 +426,8 @@ def dashboard_contents(browser, url: str, expected_count: int, screenshot: Path,
         except Exception as error:  # Playwright's TimeoutError: say what is shown and what the page said
             raise AssertionError(f"{url}: {expected_count} tags never shown; shown: {page.evaluate(script)}: "
                                  f"{error}\n{log.report()}") from None
-        page.screenshot(path=str(screenshot), full_page=True)
+        page.evaluate(_SCROLL_TO_TOP)  # opening the sections scrolled the dashboard down
+        page.screenshot(path=str(screenshot))
         shown = page.evaluate(script)
     finally:
         page.close()
