@@ -37,11 +37,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 RUN, EXPORTED_RUN = "tutorial-e2e", "exported-fc1"
 STEPS, SNAPSHOT_EVERY, PROBE = 200, 100, 500
-LAYERS = ("conv1", "conv2", "fc1", "logits")  # the `tutorial` model's convolution and dense layers (the default)
+LAYERS = ("conv1", "conv2", "fc1", "logits")  # snapshotted: the `tutorial` model's convolution and dense layers
 SNAPSHOT_STEPS = tuple(range(0, STEPS + 1, SNAPSHOT_EVERY))
 TRAIN_ARGS = [
     "--model", "tutorial", "--steps", str(STEPS), "--seed", "0", "--run", RUN, "--eval-every", "100",
-    "--log-every", "20", "--snapshot-every", str(SNAPSHOT_EVERY), "--probe-size", str(PROBE), "--images-every", "100",
+    "--log-every", "20", "--snapshot-every", str(SNAPSHOT_EVERY), "--layers", ",".join(LAYERS),
+    "--probe-size", str(PROBE), "--images-every", "100",
 ]
 EXPORT_LAYERS, EXPORT_PROBE = ("fc1",), 200
 IMAGE_TAG_KINDS = ("filters/", "feature_maps/", "confusion_matrix", "misclassified", "grad_cam", "filter_patterns/")
@@ -126,8 +127,12 @@ def _last(layer: str) -> str:
     return snapshot_name(layer, STEPS, STEPS)
 
 
-def _assert_no_page_errors(projector: ProjectorPage, mark: int, doing: str) -> None:
-    errors = projector.log.errors_since(mark) + projector.shown_problems()
+def _page_errors(projector: ProjectorPage, mark: int) -> list[str]:
+    """Console errors since `mark`, and the error dialogs and notices the PROJECTOR shows now."""
+    return projector.log.errors_since(mark) + projector.shown_problems()
+
+
+def _assert_no_page_errors(errors: list[str], projector: ProjectorPage, doing: str) -> None:
     assert not errors, f"{doing}: the page reported\n  " + "\n  ".join(errors) + f"\n{projector.log.report()}"
 
 
@@ -165,7 +170,7 @@ def test_every_snapshot_loads_all_its_points_rows_aligned_with_thumbnails(projec
         if name.startswith("fc1/"):  # README: watch the clusters form over the steps
             projector.color_by("label")
             projector.screenshot(shots / f"projector-{name.replace('/', '-')}.png")
-    _assert_no_page_errors(projector, mark, "loading every snapshot")
+    _assert_no_page_errors(_page_errors(projector, mark), projector, "loading every snapshot")
 
 
 def test_colour_by_label_gives_ten_colours_one_per_digit(projector, logdir, mnist, shots):
@@ -220,9 +225,9 @@ def test_pca_tsne_umap_switch_without_page_errors(projector, layer, shots):
         projector.project(kind)
         projector.screenshot(shots / f"projector-{layer}-{kind}.png")
         projector.stop_tsne()
-        errors += [f"{kind}: {error}" for error in projector.log.errors_since(mark) + projector.shown_problems()]
+        errors += [f"{kind}: {error}" for error in _page_errors(projector, mark)]
         projector.dismiss_problems()
-    assert not errors, f"{_last(layer)}: the page reported\n  " + "\n  ".join(errors) + f"\n{projector.log.report()}"
+    _assert_no_page_errors(errors, projector, f"{_last(layer)}: switching to t-SNE, UMAP, PCA")
 
 
 # ---- SCALARS and IMAGES ------------------------------------------------------------------------------------
