@@ -29,9 +29,11 @@ from .layer_outputs import LayerOutputs, resolve_layers
 from .separability import DEFAULT_K, knn_separability
 
 DEFAULT_PROBE_SIZE = 5000
-DEFAULT_SNAPSHOT_EVERY = 2000
-"""Training steps between snapshots. One 5,000-image snapshot of lenet's conv1, conv2, fc1 and logits costs about
-as much as ~50 training steps, so every 2,000 steps adds ~2.5% (see README, "Snapshots during training")."""
+DEFAULT_SNAPSHOT_EVERY = 5000
+"""Training steps between snapshots. One default snapshot (5,000 images, 4 layers) costs about 150 training steps
+of the default `tutorial` CNN and about 70 of `lenet` here (benchmarks/snapshot_overhead.py, 2 cores), so
+projector-train's default 10,000 steps get 3 snapshots (steps 0, 5,000, 10,000): about 4.4% more time for
+`tutorial`, about 2% for `lenet`; see README, "Snapshots during training"."""
 
 MIN_PROBE_SIZE = DEFAULT_K + 1
 """The k-NN separability needs k neighbours besides each example."""
@@ -193,7 +195,7 @@ class EmbeddingSnapshots(keras.callbacks.Callback):
 
     Example:
         probe = take_probe(data.test_images, data.test_labels, 5000)
-        model.fit(x, y, callbacks=[EmbeddingSnapshots(*probe, "logs", run="lenet-1", every=2000)])
+        model.fit(x, y, callbacks=[EmbeddingSnapshots(*probe, "logs", run="lenet-1", every=1000)])
     """
 
     def __init__(
