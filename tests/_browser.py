@@ -361,6 +361,18 @@ class ProjectorPage:
         else:
             raise ValueError(f"Unknown projection {kind!r}; expected 'pca', 'tsne' or 'umap'")
 
+    def spherize(self) -> None:
+        """Ticks the data panel's "Spherize data" box (centre and scale every point to unit length).
+
+        The page ticks it by itself only for tensors of 50 columns or more; its t-SNE and UMAP
+        neighbour search assumes unit-length points and breaks on narrower raw tensors
+        (tensorflow/tensorboard#5547), so a user of a narrow tensor ticks it first.
+        """
+        box = self.frame.locator("vz-projector-data-panel #normalize-data-checkbox")
+        if not self._eval("p => p.normalizeData"):
+            box.click()
+        self._wait("p => p.normalizeData && p.dataPanel.normalizeData")
+
     def stop_tsne(self) -> None:
         self._eval("p => p.dataSet && p.dataSet.stopTSNE()")
 
