@@ -15,14 +15,19 @@ def has_event_file(run_dir: str) -> bool:
     return bool(glob.glob(os.path.join(glob.escape(run_dir), _EVENT_FILE_GLOB)))
 
 
-def write_text(run_dir: str, tag: str, text: str, step: int) -> None:
-    """Writes one text summary with `tf.summary` (which creates a new event file)."""
+def write_text(run_dir: str, tag: str, text: str, step: int, writer=None) -> None:
+    """Writes one text summary with `tf.summary`: through `writer` when given, else a new writer (a new event file)."""
     import tensorflow as tf
 
-    writer = tf.summary.create_file_writer(run_dir)
+    own = writer is None
+    if own:
+        writer = tf.summary.create_file_writer(run_dir)
     with writer.as_default():
         tf.summary.text(tag, text, step=step)
-    writer.close()
+    if own:
+        writer.close()
+    else:
+        writer.flush()
 
 
 def ensure_event_file(run_dir: str) -> bool:

@@ -7,6 +7,7 @@ import shlex
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, ProjectorConfig
@@ -17,6 +18,9 @@ from projector_export.inputs import ExportedTensor, check_inputs
 from projector_export.locking import run_lock
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS
 from projector_export.validation import check_logdir, check_run_name
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ def export_embeddings(
     reduce: str | None = "auto",
     pca_components: int = DEFAULT_PCA_COMPONENTS,
     dark_on_white: bool = False,
+    summary_writer: tf.summary.SummaryWriter | None = None,
 ) -> ExportResult:
     """Exports named embeddings of the same N examples into a run for TensorBoard's PROJECTOR.
 
@@ -86,6 +91,9 @@ def export_embeddings(
         writes tensors as they are.
       pca_components: number of principal components kept when reducing.
       dark_on_white: draw the sprite inverted (MNIST digits as dark strokes on white).
+      summary_writer: the run's open `tf.summary` writer, if the caller has one (a training
+        run's): the PCA summary goes through it. Without one, an export that reduces a tensor
+        writes its summary into a new event file (each `tf.summary` writer makes its own).
 
     Returns:
       An `ExportResult` (paths, shapes written, explained variance of each reduced tensor).
@@ -122,7 +130,7 @@ def export_embeddings(
         reduced = [t for t in exported if t.explained_variance_ratio is not None]
         if reduced:
             events.write_text(run_dir, events.REDUCTION_TAG, _reduction_markdown(reduced),
-                              step=int(prefix.rsplit("-", 1)[1]))
+                              step=int(prefix.rsplit("-", 1)[1]), writer=summary_writer)
         else:
             events.ensure_event_file(run_dir)
 

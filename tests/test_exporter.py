@@ -217,6 +217,20 @@ def test_explained_variance_is_written_as_a_text_summary(tmp_path):
     assert f"| conv/step_000001 | 300 | 5 | {ratio:.1%} |" in text
 
 
+def test_a_given_summary_writer_carries_every_reduction_summary_in_one_event_file(tmp_path):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(5)
+    writer = tf.summary.create_file_writer(str(tmp_path / "r"))  # a training run's own writer
+    for step in (1, 2, 3):
+        export_embeddings(tmp_path, {f"conv/step_00000{step}": rng.standard_normal((30, 300))}, run="r",
+                          pca_components=5, summary_writer=writer)
+    writer.close()
+    (path,) = glob.glob(str(tmp_path / "r" / "events.out.tfevents.*"))
+    tags = [v.tag for event in tf.compat.v1.train.summary_iterator(path) for v in event.summary.value]
+    assert tags == ["projector/reduction"] * 3
+
+
 def test_concurrent_exports_into_one_run_are_serialised(tmp_path, data):
     """Two threads exporting into one run at once: both exports end up in the run, intact."""
     from concurrent.futures import ThreadPoolExecutor
