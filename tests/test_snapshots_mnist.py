@@ -242,3 +242,15 @@ def test_export_a_saved_model_after_the_fact(trained, mnist, capsys):
     assert cli.main([*argv[:3], "after2", *argv[4:6], "--probe-size", "10001"]) == 2
     assert "Probe size 10001 is not available: the data has 10000 examples" in capsys.readouterr().err
     assert not (logdir / "after2").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [({"layers": ("conv1", "conv9")}, r"Unknown layer name\(s\) 'conv9' .*conv1, pool1, conv2"),
+     ({"probe_size": 10_001}, "Probe size 10001 is not available: the data has 10000 examples")],
+)
+def test_projector_train_refuses_bad_snapshot_settings_before_making_the_run(mnist, tmp_path, settings, message):
+    config = TrainConfig(model="tutorial", steps=5, logdir=str(tmp_path), run="bad", verbose=0, **settings)
+    with pytest.raises(ValueError, match=message):
+        train_and_evaluate(config, data=mnist)
+    assert not (tmp_path / "bad").exists()

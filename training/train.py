@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from projector_export.images import ImageLogger
+from projector_export.layer_outputs import resolve_layers
 from projector_export.snapshots import (
     DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE, EmbeddingSnapshots, take_probe,
 )
@@ -126,6 +127,14 @@ def _image_logger(config: TrainConfig, data: MnistData, writer: tf.summary.Summa
     )
 
 
+def _check_snapshot_settings(config: TrainConfig, data: MnistData) -> None:
+    """Probe size and layer names, checked before the run directory is made (a typo leaves nothing behind)."""
+    if config.snapshot_every:
+        take_probe(data.test_images, data.test_labels, config.probe_size)
+        if config.layers is not None:
+            resolve_layers(build_model(config.model, data.image_shape, data.num_classes), config.layers)
+
+
 def _snapshot_callbacks(
     config: TrainConfig, run_dir: Path, data: MnistData, writer: tf.summary.SummaryWriter
 ) -> list[keras.callbacks.Callback]:
@@ -161,6 +170,7 @@ def train_and_evaluate(
             f"batch_size={config.batch_size} is larger than the {len(data.train_images)} training images; "
             f"expected at most {len(data.train_images)}."
         )
+    _check_snapshot_settings(config, data)
     prepare_run_dir(run_dir, config.overwrite)
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
