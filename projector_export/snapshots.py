@@ -125,8 +125,14 @@ class LayerSnapshotter:
         self._class_images = _meta.class_mean_images(self.images, self.labels, num_classes)
         self.records: list[SnapshotRecord] = []
 
-    def snapshot(self, step: int | None = None, total_steps: int | None = None) -> SnapshotRecord:
-        """Exports one snapshot (tensor names carry `step`, zero-padded for `total_steps`) and returns its record."""
+    def snapshot(
+        self, step: int | None = None, total_steps: int | None = None, writer: tf.summary.SummaryWriter | None = None
+    ) -> SnapshotRecord:
+        """Exports one snapshot (tensor names carry `step`, zero-padded for `total_steps`) and returns its record.
+
+        `writer`: the run's open `tf.summary` writer, which then also carries the exporter's summaries (no event
+        file per export).
+        """
         from .exporter import export_embeddings  # the exporter's public entry point (issue 3)
 
         start = time.perf_counter()
@@ -139,6 +145,7 @@ class LayerSnapshotter:
             run=self.run,
             images=self.images,
             metadata=metadata,
+            summary_writer=writer,
         )
         del features  # conv outputs of a 5,000-image probe are hundreds of MB
         # Separability of exactly what the PROJECTOR shows: wide layers as the exporter reduced them (PCA), read
@@ -153,6 +160,7 @@ class LayerSnapshotter:
                 run=self.run,
                 images=self._class_images,
                 metadata=_meta.class_metadata(self.class_names),
+                summary_writer=writer,
             )
         record = SnapshotRecord(step, time.perf_counter() - start, separability)
         self.records.append(record)
@@ -258,11 +266,11 @@ class EmbeddingSnapshots(keras.callbacks.Callback):
             print(self.snapshotter.table())
 
     def _take(self) -> None:
-        record = self.snapshotter.snapshot(self._step, self._total_steps)
-        self._last_snapshot = self._step
         if self._writer is None:  # created lazily, as Keras' TensorBoard callback does
             run_dir = os.path.join(self.snapshotter.logdir, self.snapshotter.run or "")
             self._writer = tf.summary.create_file_writer(run_dir)
+        record = self.snapshotter.snapshot(self._step, self._total_steps, self._writer)
+        self._last_snapshot = self._step
         with self._writer.as_default(step=self._step):
             for layer, value in record.separability.items():
                 tf.summary.scalar(f"{SEPARABILITY_TAG}/{layer}", value)
