@@ -11,6 +11,8 @@ Public API (everything else is internal):
       layers as `<layer>/step_<step>` tensors with error-case metadata, and `separability/<layer>` scalars.
   export_model_layers(model, images, labels, logdir, *, run=None, layers=None, ...): the same, once, after training.
   knn_separability(features, labels, *, k=5): leave-one-out k-NN accuracy of labels in a feature space.
+  ImageLogger(writer_or_run_dir, images, labels, *, every=...): Keras callback, the seeds' pictures in IMAGES.
+  grad_cam(model, images, ...), filter_patterns(model, conv_layer, ...): the two costly pictures on their own.
 """
 
 from projector_export.exporter import ExportResult, export_embeddings
@@ -22,6 +24,12 @@ from projector_export.standalone import StandaloneResult, export_standalone
 
 _IMAGES_API = ("ImageLogger", "grad_cam", "filter_patterns")  # issue 5: TensorBoard images during training
 _SNAPSHOTS_API = ("EmbeddingSnapshots", "export_model_layers")  # issue 4: layer snapshots (need Keras too)
+
+
+__all__ = [
+    "DEFAULT_PCA_COMPONENTS", "MAX_SPRITE_SIZE_PX", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor",
+    "StandaloneResult", "export_embeddings", "export_standalone", "knn_separability", *_IMAGES_API, *_SNAPSHOTS_API,
+]
 
 
 def __getattr__(name):

@@ -25,7 +25,8 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.projector import projector_config_pb2
 from tensorboard.plugins.projector.metadata import PROJECTOR_FILENAME
 
-from _browser import VIEWPORT, ProjectorPage, TensorBoardServer, dashboard_contents, launch_chromium
+from _browser import VIEWPORT, ProjectorPage, dashboard_contents, launch_chromium
+from _tensorboard_server import TensorBoardServer
 from playwright.sync_api import sync_playwright
 from projector_export.error_metadata import COLUMNS
 from projector_export.metadata import BLANK_VALUE

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
 import runpy
-import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
+from _tensorboard_server import TensorBoardServer
 from training.callbacks import LEARNING_RATE, TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS
 from training.mnist import MnistData
 from training.train import MODEL_FILENAME, TrainConfig, default_run_name, main, train_and_evaluate
@@ -65,40 +62,6 @@ def short_run(mnist, tmp_path_factory):
     return config, result, recorder
 
 
-class _TensorBoard:
-    """The `tensorboard` server on 127.0.0.1 with a port chosen by the OS; stopped on exit."""
-
-    def __init__(self, logdir: Path):
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1", "--port", "0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        self.url = None
-        for line in self._process.stderr:  # "TensorBoard 2.x at http://127.0.0.1:PORT/ (Press CTRL+C to quit)"
-            match = re.search(r"(http://127\.0\.0\.1:\d+)/", line)
-            if match:
-                self.url = match.group(1)
-                break
-        if self.url is None:
-            self._process.kill()
-            raise RuntimeError(f"tensorboard did not start (exit code {self._process.wait()})")
-
-    def get(self, path: str, **query) -> object:
-        with urllib.request.urlopen(f"{self.url}{path}?{urllib.parse.urlencode(query)}", timeout=30) as response:
-            return json.load(response)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-
-
 @pytest.mark.integration
 def test_short_run_learns_and_saves(short_run, mnist):
     config, result, _ = short_run
@@ -115,16 +78,16 @@ def test_short_run_learns_and_saves(short_run, mnist):
 @pytest.mark.integration
 def test_tensorboard_serves_the_logged_scalars(short_run):
     config, result, recorder = short_run
-    with _TensorBoard(Path(config.logdir)) as board:
+    with TensorBoardServer(Path(config.logdir)) as board:
         deadline = time.monotonic() + 90
         while True:
-            tags = board.get("/data/plugin/scalars/tags").get("short", {})
+            tags = board.get_json("/data/plugin/scalars/tags").get("short", {})
             if set(tags) == TAGS or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         assert set(tags) == TAGS
         served = {
-            tag: {step: value for _, step, value in board.get("/data/plugin/scalars/scalars", run="short", tag=tag)}
+            tag: {step: value for _, step, value in board.get_json("/data/plugin/scalars/scalars", run="short", tag=tag)}
             for tag in TAGS
         }
 
