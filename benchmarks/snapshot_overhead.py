@@ -57,6 +57,8 @@ class _WrittenPerSnapshot(keras.callbacks.Callback):
         for root, _, names in os.walk(self.run_dir):
             for name in names:
                 stat = os.stat(os.path.join(root, name))
+                if stat.st_ino in now:  # another name (hard link) of a file already counted in this pass
+                    continue
                 now[stat.st_ino] = (stat.st_mtime_ns, stat.st_size)
                 before = self._seen.get(stat.st_ino)
                 if before != now[stat.st_ino]:

@@ -64,6 +64,8 @@ class _RunDirWatcher(keras.callbacks.Callback):
             for name in files:
                 path = os.path.join(root, name)
                 stat = os.stat(path)
+                if stat.st_ino in now:  # another name (hard link) of a file already seen in this pass
+                    continue
                 now[stat.st_ino] = (stat.st_mtime_ns, stat.st_size)
                 before = self._seen.get(stat.st_ino)
                 if before == now[stat.st_ino]:
@@ -209,7 +211,7 @@ def test_separability_scalars_show_deeper_layers_separate_better(trained):
 
 
 def test_tenth_snapshot_writes_what_the_first_did(trained):
-    _, _, watcher, _ = trained
+    _, _, watcher, projector = trained
     assert len(watcher.per_snapshot) == len(SNAPSHOT_STEPS) == 10
     sizes = [size for size, _ in watcher.per_snapshot]
     counts = [len(files) for _, files in watcher.per_snapshot]
@@ -220,6 +222,11 @@ def test_tenth_snapshot_writes_what_the_first_did(trained):
     # everything else is the snapshot's own data. Rewriting earlier snapshots would double this by the 10th.
     assert sizes[-2] <= 1.1 * sizes[1]
     assert sizes[-2] < sizes[0]
+    # ... and that data is this snapshot's tensors (float32) and little else: no earlier tensor is copied.
+    config = json.loads(projector.get("/info", run=RUN))
+    own = [e for e in config["embeddings"] if e["tensorName"].endswith(f"/step_{SNAPSHOT_STEPS[-2]:06d}")]
+    tensor_bytes = sum(4 * int(e["tensorShape"][0]) * int(e["tensorShape"][1]) for e in own)
+    assert tensor_bytes <= sizes[-2] <= 1.25 * tensor_bytes
 
 
 def test_export_a_saved_model_after_the_fact(trained, mnist, capsys):
