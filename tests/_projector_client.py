@@ -13,6 +13,7 @@ import urllib.parse
 
 import numpy as np
 from PIL import Image
+from tensorboard import context as tb_context
 from tensorboard.backend import application
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.plugins import base_plugin
@@ -30,8 +31,8 @@ class ProjectorClient:
         self.logdir = str(logdir)
         self.multiplexer = plugin_event_multiplexer.EventMultiplexer()
         self.reload()
-        provider = data_provider.MultiplexerDataProvider(self.multiplexer, self.logdir)
-        context = base_plugin.TBContext(logdir=self.logdir, data_provider=provider, multiplexer=self.multiplexer)
+        self.provider = data_provider.MultiplexerDataProvider(self.multiplexer, self.logdir)
+        context = base_plugin.TBContext(logdir=self.logdir, data_provider=self.provider, multiplexer=self.multiplexer)
         self.plugin = projector_plugin.ProjectorPlugin(context)
         self.client = werkzeug_test.Client(application.TensorBoardWSGI([self.plugin]), wrappers.Response)
 
@@ -64,6 +65,21 @@ class ProjectorClient:
 
     def metadata(self, run: str, name: str) -> str:
         return self.get("/metadata", run=run, name=name).decode("utf-8")
+
+    def metadata_columns(self, run: str, name: str) -> dict[str, list[str]]:
+        """The metadata as columns; a single column has no header row and the PROJECTOR calls it "label"."""
+        lines = self.metadata(run, name).rstrip("\n").split("\n")
+        if "\t" not in lines[0]:
+            return {"label": lines}
+        header, *rows = lines
+        cells = [row.split("\t") for row in rows]
+        return {column: [row[i] for row in cells] for i, column in enumerate(header.split("\t"))}
+
+    def scalars(self, run: str) -> dict[str, dict[int, float]]:
+        """Every scalar series of `run` as {tag: {step: value}}, read through the data provider."""
+        data = self.provider.read_scalars(tb_context.RequestContext(), experiment_id="", plugin_name="scalars",
+                                          downsample=10**6, run_tag_filter=None)
+        return {tag: {d.step: d.value for d in series} for tag, series in data.get(run, {}).items()}
 
     def sprite(self, run: str, name: str) -> np.ndarray:
         return np.asarray(Image.open(io.BytesIO(self.get("/sprite_image", run=run, name=name))))

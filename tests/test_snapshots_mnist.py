@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
@@ -11,13 +10,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from PIL import Image
-from tensorboard import context as tb_context
-from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
-from tensorboard.plugins import base_plugin
-from tensorboard.plugins.projector.projector_plugin import ProjectorPlugin
-from werkzeug.test import Client
 
+from _projector_client import ProjectorClient
 from projector_export import cli
 from projector_export.error_metadata import COLUMNS
 from projector_export.metadata import BLANK_VALUE
@@ -77,40 +71,6 @@ class _RunDirWatcher(keras.callbacks.Callback):
         self.per_snapshot.append((written, names))
 
 
-class _Projector:
-    """TensorBoard's projector plugin on `logdir`, called through its WSGI routes as the browser does."""
-
-    def __init__(self, logdir: Path):
-        multiplexer = plugin_event_multiplexer.EventMultiplexer()
-        multiplexer.AddRunsFromDirectory(str(logdir))
-        multiplexer.Reload()
-        self.provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
-        plugin = ProjectorPlugin(base_plugin.TBContext(logdir=str(logdir), data_provider=self.provider))
-        self._apps = plugin.get_plugin_apps()
-
-    def get(self, route: str, **query) -> bytes:
-        response = Client(self._apps[route]).get("/", query_string=query)
-        assert response.status_code == 200, response.get_data(as_text=True)
-        return response.get_data()
-
-    def tensor(self, run: str, name: str, shape: list[int]) -> np.ndarray:
-        return np.frombuffer(self.get("/tensor", run=run, name=name), dtype=np.float32).reshape(shape)
-
-    def metadata(self, run: str, name: str) -> dict[str, list[str]]:
-        lines = self.get("/metadata", run=run, name=name).decode("utf-8").rstrip("\n").split("\n")
-        if "\t" not in lines[0]:  # one column is written without a header; the PROJECTOR calls it "label"
-            return {"label": lines}
-        header, *rows = lines
-        cells = [row.split("\t") for row in rows]
-        return {column: [row[i] for row in cells] for i, column in enumerate(header.split("\t"))}
-
-    def scalars(self, run: str) -> dict[str, dict[int, float]]:
-        ctx = tb_context.RequestContext()
-        data = self.provider.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=10**6,
-                                          run_tag_filter=None)
-        return {tag: {d.step: d.value for d in series} for tag, series in data.get(run, {}).items()}
-
-
 @pytest.fixture(scope="module")
 def trained(mnist, tmp_path_factory):
     logdir = tmp_path_factory.mktemp("logs")
@@ -120,7 +80,7 @@ def trained(mnist, tmp_path_factory):
     )
     watcher = _RunDirWatcher(logdir / RUN)
     result = train_and_evaluate(config, data=mnist, extra_callbacks=[watcher])
-    return logdir, result, watcher, _Projector(logdir)
+    return logdir, result, watcher, ProjectorClient(logdir)
 
 
 def _name(layer: str, step: int) -> str:
@@ -138,7 +98,7 @@ def test_one_tensor_per_layer_and_step_with_the_probe_rows(trained):
         for step in SNAPSHOT_STEPS:
             name = _name(layer, step)
             assert shapes[name][0] == PROBE
-            served = projector.tensor(RUN, name, shapes[name])
+            served = projector.tensor(RUN, name)
             assert np.isfinite(served).all() and served.std() > 0
     assert shapes[_name("logits", STEPS)] == [PROBE, 10]  # narrow tensors are served as they are
 
@@ -147,12 +107,12 @@ def test_metadata_rows_are_the_probe_in_order(trained, mnist):
     _, _, _, projector = trained
     labels = mnist.test_labels[:PROBE]
     for step in (0, STEPS):
-        columns = projector.metadata(RUN, _name("conv2", step))
+        columns = projector.metadata_columns(RUN, _name("conv2", step))
         assert tuple(columns) == COLUMNS
         assert columns["index"] == [str(i) for i in range(PROBE)]
         assert columns["label"] == [mnist.class_names[y] for y in labels]
     # The sprite is the probe images: its first and last cells are test images 0 and PROBE-1.
-    sprite = np.asarray(Image.open(io.BytesIO(projector.get("/sprite_image", run=RUN, name=_name("fc1", STEPS)))))
+    sprite = projector.sprite(RUN, _name("fc1", STEPS))
     (entry,) = [e for e in json.loads(projector.get("/info", run=RUN))["embeddings"]
                 if e["tensorName"] == _name("fc1", STEPS)]
     assert [int(d) for d in entry["sprite"]["singleImageDim"]] == [28, 28]
@@ -166,23 +126,24 @@ def test_metadata_rows_are_the_probe_in_order(trained, mnist):
 
 def test_last_snapshot_predictions_are_the_saved_model_predictions(trained, mnist):
     logdir, result, _, projector = trained
-    columns = projector.metadata(RUN, _name("logits", STEPS))
+    columns = projector.metadata_columns(RUN, _name("logits", STEPS))
     model = keras.models.load_model(logdir / RUN / MODEL_FILENAME)
     logits = model.predict(mnist.test_images[:PROBE], verbose=0)
     assert columns["prediction"] == [mnist.class_names[p] for p in logits.argmax(axis=1)]
     # The logits tensor of the last snapshot is the saved model's output on the probe.
-    np.testing.assert_allclose(projector.tensor(RUN, _name("logits", STEPS), [PROBE, 10]), logits, atol=1e-4)
+    np.testing.assert_allclose(projector.tensor(RUN, _name("logits", STEPS)), logits, atol=1e-4)
     # The class embedding of the last snapshot is the saved model's last dense kernel, one row per class.
     kernel = model.get_layer("logits").get_weights()[0]
-    served = projector.tensor(RUN, _name(CLASS_EMBEDDING_NAME, STEPS), [10, kernel.shape[0]])
+    served = projector.tensor(RUN, _name(CLASS_EMBEDDING_NAME, STEPS))
+    assert served.shape == (10, kernel.shape[0])
     np.testing.assert_allclose(served, kernel.T, atol=1e-6)
-    assert projector.metadata(RUN, _name(CLASS_EMBEDDING_NAME, STEPS))["label"] == list(mnist.class_names)
+    assert projector.metadata_columns(RUN, _name(CLASS_EMBEDDING_NAME, STEPS))["label"] == list(mnist.class_names)
 
 
 def test_error_column_marks_exactly_the_wrong_rows(trained, mnist):
     _, _, _, projector = trained
     for step in (0, STEPS):
-        columns = projector.metadata(RUN, _name("fc1", step))
+        columns = projector.metadata_columns(RUN, _name("fc1", step))
         wrong = [label != prediction for label, prediction in zip(columns["label"], columns["prediction"])]
         assert 0 < sum(wrong) < PROBE
         assert columns["correct"] == ["no" if w else "yes" for w in wrong]
@@ -193,8 +154,8 @@ def test_error_column_marks_exactly_the_wrong_rows(trained, mnist):
         confidence = np.array(columns["confidence"], dtype=float)
         loss = np.array(columns["loss"], dtype=float)
         assert ((confidence > 0.1 - 1e-4) & (confidence <= 1)).all() and (loss >= 0).all()
-    final = projector.metadata(RUN, _name("fc1", STEPS))
-    before = projector.metadata(RUN, _name("fc1", 0))
+    final = projector.metadata_columns(RUN, _name("fc1", STEPS))
+    before = projector.metadata_columns(RUN, _name("fc1", 0))
     assert final["correct"].count("no") < before["correct"].count("no")
 
 
@@ -236,12 +197,12 @@ def test_export_a_saved_model_after_the_fact(trained, mnist, capsys):
             "--probe-size", "100", "--data-dir", str(mnist.directory)]
     assert cli.main(argv) == 0
     assert "view it with: tensorboard --logdir" in capsys.readouterr().out
-    projector = _Projector(logdir)
+    projector = ProjectorClient(logdir)
     config = json.loads(projector.get("/info", run="after"))
     assert {e["tensorName"] for e in config["embeddings"]} == {"conv2", "logits", CLASS_EMBEDDING_NAME}
     logits = keras.models.load_model(model_path).predict(mnist.test_images[:100], verbose=0)
-    np.testing.assert_allclose(projector.tensor("after", "logits", [100, 10]), logits, atol=1e-4)
-    assert projector.metadata("after", "conv2")["prediction"] == [mnist.class_names[p] for p in logits.argmax(1)]
+    np.testing.assert_allclose(projector.tensor("after", "logits"), logits, atol=1e-4)
+    assert projector.metadata_columns("after", "conv2")["prediction"] == [mnist.class_names[p] for p in logits.argmax(1)]
 
     assert cli.main([*argv[:3], "after2", *argv[4:6], "--layers", "conv2,conv9"]) == 2
     error = capsys.readouterr().err
