@@ -6,7 +6,7 @@ import os
 import shlex
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,6 +36,8 @@ class ExportResult:
       sprite_path: the sprite PNG (None without images).
       metadata_path: the metadata TSV (None without metadata).
       files_written: files this call created (content-addressed files that already existed are not rewritten).
+      arrays: tensor name -> the float32 array written for it (after PCA, if any), in `tensors`' order;
+        callers that measure what the PROJECTOR shows use these instead of reading the checkpoint back.
     """
 
     logdir: str
@@ -46,6 +48,7 @@ class ExportResult:
     sprite_path: str | None
     metadata_path: str | None
     files_written: tuple[str, ...]
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def tensorboard_command(self) -> str:
@@ -63,6 +66,7 @@ def export_embeddings(
     pca_components: int = DEFAULT_PCA_COMPONENTS,
     dark_on_white: bool = False,
     summary_writer: tf.summary.SummaryWriter | None = None,
+    step: int | None = None,
 ) -> ExportResult:
     """Exports named embeddings of the same N examples into a run for TensorBoard's PROJECTOR.
 
@@ -94,6 +98,8 @@ def export_embeddings(
       summary_writer: the run's open `tf.summary` writer, if the caller has one (a training
         run's): the PCA summary goes through it. Without one, an export that reduces a tensor
         writes its summary into a new event file (each `tf.summary` writer makes its own).
+      step: the step of the summaries this export writes (a training's step); None: the export's
+        generation number in the run (1, 2, 3, ...).
 
     Returns:
       An `ExportResult` (paths, shapes written, explained variance of each reduced tensor).
@@ -130,7 +136,8 @@ def export_embeddings(
         reduced = [t for t in exported if t.explained_variance_ratio is not None]
         if reduced:
             events.write_text(run_dir, events.REDUCTION_TAG, _reduction_markdown(reduced),
-                              step=int(prefix.rsplit("-", 1)[1]), writer=summary_writer)
+                              step=int(prefix.rsplit("-", 1)[1]) if step is None else step,
+                              writer=summary_writer)
         else:
             events.ensure_event_file(run_dir)
 
@@ -155,6 +162,7 @@ def export_embeddings(
         sprite_path=None if assets.sprite_path is None else os.path.join(run_dir, assets.sprite_path),
         metadata_path=None if assets.metadata_path is None else os.path.join(run_dir, assets.metadata_path),
         files_written=tuple(written),
+        arrays=to_write,
     )
 
 

@@ -146,12 +146,11 @@ class LayerSnapshotter:
             images=self.images,
             metadata=metadata,
             summary_writer=writer,
+            step=step,
         )
         del features  # conv outputs of a 5,000-image probe are hundreds of MB
-        # Separability of exactly what the PROJECTOR shows: wide layers as the exporter reduced them (PCA), read
-        # back from the checkpoint it just wrote instead of reducing them a second time.
-        written = tf.train.load_checkpoint(result.checkpoint_prefix)
-        separability = {layer: knn_separability(written.get_tensor(names[layer]), self.labels) for layer in self.layers}
+        # Separability of exactly what the PROJECTOR shows: wide layers as the exporter reduced them (PCA).
+        separability = {layer: knn_separability(result.arrays[names[layer]], self.labels) for layer in self.layers}
         weights = _meta.class_embedding(self.model, len(self.class_names))
         if weights is not None:
             export_embeddings(
@@ -161,6 +160,7 @@ class LayerSnapshotter:
                 images=self._class_images,
                 metadata=_meta.class_metadata(self.class_names),
                 summary_writer=writer,
+                step=step,
             )
         record = SnapshotRecord(step, time.perf_counter() - start, separability)
         self.records.append(record)
