@@ -19,7 +19,7 @@ from projector_export.exporter import ExportResult, export_embeddings
 from projector_export.inputs import ExportedTensor
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM
 from projector_export.separability import knn_separability
-from projector_export.sprite import MAX_SPRITE_SIZE_PX
+from projector_export.metadata import MAX_SPRITE_SIZE_PX
 from projector_export.standalone import StandaloneResult, export_standalone
 
 _IMAGES_API = ("ImageLogger", "grad_cam", "filter_patterns")  # issue 5: TensorBoard images during training

@@ -27,14 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from projector_export.atomic import TEMP_PREFIX, write_atomic
-
-# Folder inside the run directory for everything the exporter writes except the two files
-# TensorBoard looks for at the top (the `checkpoint` state file and projector_config.pbtxt).
-ASSETS_DIRNAME = "projector"
-# Basename of the checkpoint bundles: projector/embeddings-000007.index, .data-*.
-BUNDLE_BASENAME = "embeddings"
-# The checkpoint state file TensorFlow's `latest_checkpoint` reads.
-STATE_FILENAME = "checkpoint"
+from projector_export.metadata import ASSETS_DIRNAME, BUNDLE_BASENAME, STATE_FILENAME
 _STAGING_PREFIX = ".staging-"
 _BUNDLE_RE = re.compile(re.escape(BUNDLE_BASENAME) + r"-(\d+)\.(index|data-\d+-of-\d+)$")
 

@@ -6,13 +6,10 @@ import os
 from collections.abc import Iterable
 
 from google.protobuf import text_format
-from tensorboard.plugins.projector import metadata as _projector_metadata
 from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, ProjectorConfig
 
 from projector_export.atomic import write_atomic
-
-# The file name TensorBoard's projector plugin looks for in a run directory.
-CONFIG_FILENAME = _projector_metadata.PROJECTOR_FILENAME
+from projector_export.metadata import CONFIG_FILENAME
 
 
 def config_path(run_dir: str) -> str:

@@ -5,14 +5,11 @@ from __future__ import annotations
 import glob
 import os
 
-# TensorFlow's event file names start with this (tf.summary and TensorBoard's reader agree).
-_EVENT_FILE_GLOB = "events.out.tfevents.*"
-# Text summary tag under which the PCA reductions are described (TensorBoard's TEXT tab).
-REDUCTION_TAG = "projector/reduction"
+from projector_export.metadata import EVENT_FILE_GLOB
 
 
 def has_event_file(run_dir: str) -> bool:
-    return bool(glob.glob(os.path.join(glob.escape(run_dir), _EVENT_FILE_GLOB)))
+    return bool(glob.glob(os.path.join(glob.escape(run_dir), EVENT_FILE_GLOB)))
 
 
 def write_text(run_dir: str, tag: str, text: str, step: int, writer=None) -> None:

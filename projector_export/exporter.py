@@ -16,6 +16,7 @@ from projector_export import checkpoint, config as config_lib, events
 from projector_export.assets import ASSET_NAME_RE, Assets, write_assets
 from projector_export.inputs import ExportedTensor, check_inputs
 from projector_export.locking import run_lock
+from projector_export.metadata import ASSETS_DIRNAME, REDUCTION_TAG
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS
 from projector_export.validation import check_logdir, check_run_name
 
@@ -117,14 +118,14 @@ def export_embeddings(
     _check_run_dir(run_dir)
     _check_run_state(run_dir)
     # Another export into the same run (another process or thread) waits until this one is done.
-    with run_lock(os.path.join(run_dir, checkpoint.ASSETS_DIRNAME)):
+    with run_lock(os.path.join(run_dir, ASSETS_DIRNAME)):
         old_config = config_lib.read_config(run_dir)
         previous = checkpoint.current_prefix(run_dir)
 
         # The sprite's PNG encoding and the PCA both release the GIL: run them side by side. The
         # content-addressed sprite and metadata are not referred to until the config is written.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending_assets = pool.submit(write_assets, run_dir, checkpoint.ASSETS_DIRNAME, inputs,
+            pending_assets = pool.submit(write_assets, run_dir, ASSETS_DIRNAME, inputs,
                                          dark_on_white=dark_on_white)
             to_write, exported = inputs.reduced()
             assets = pending_assets.result()
@@ -135,7 +136,7 @@ def export_embeddings(
 
         reduced = [t for t in exported if t.explained_variance_ratio is not None]
         if reduced:
-            events.write_text(run_dir, events.REDUCTION_TAG, _reduction_markdown(reduced),
+            events.write_text(run_dir, REDUCTION_TAG, _reduction_markdown(reduced),
                               step=int(prefix.rsplit("-", 1)[1]) if step is None else step,
                               writer=summary_writer)
         else:
@@ -169,7 +170,7 @@ def export_embeddings(
 def _check_run_dir(run_dir: str) -> None:
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ValueError(f"Invalid run directory {run_dir!r}: it is a file, expected a directory. Choose another run.")
-    assets_dir = os.path.join(run_dir, checkpoint.ASSETS_DIRNAME)
+    assets_dir = os.path.join(run_dir, ASSETS_DIRNAME)
     if os.path.exists(assets_dir) and not os.path.isdir(assets_dir):
         raise ValueError(f"Invalid run directory {run_dir!r}: {assets_dir!r} is a file, expected a directory.")
 
@@ -197,7 +198,7 @@ def _reduction_markdown(reduced: list[ExportedTensor]) -> str:
 
 def _delete_unreferenced_assets(run_dir: str, config: ProjectorConfig) -> None:
     referenced = config_lib.referenced_files(config)
-    assets_dir = os.path.join(run_dir, checkpoint.ASSETS_DIRNAME)
+    assets_dir = os.path.join(run_dir, ASSETS_DIRNAME)
     for entry in os.listdir(assets_dir):
-        if ASSET_NAME_RE.match(entry) and os.path.normpath(f"{checkpoint.ASSETS_DIRNAME}/{entry}") not in referenced:
+        if ASSET_NAME_RE.match(entry) and os.path.normpath(f"{ASSETS_DIRNAME}/{entry}") not in referenced:
             os.unlink(os.path.join(assets_dir, entry))

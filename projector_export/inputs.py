@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from projector_export.metadata import Columns, check_metadata, to_tsv
+from projector_export.metadata_tsv import Columns, check_metadata, to_tsv
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM, pca
 from projector_export.sprite import check_images
 from projector_export.validation import check_embeddings

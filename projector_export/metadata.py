@@ -1,104 +1,29 @@
-"""Metadata TSV: one row per example, in embedding-row order, as the PROJECTOR parses it.
+"""Names and limits of the formats this package writes: what TensorBoard and its PROJECTOR read.
 
-The PROJECTOR reads a header row only when the first line contains a tab, so a single
-column is written without a header (it is shown as "label") and several columns with one.
-It skips lines that are blank after trimming, which would shift every later row, so blank
-values are written as `BLANK_VALUE`.
+As in TensorBoard's own plugins, `metadata.py` holds the names and constants; the modules that
+write each file import them from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from tensorboard.plugins.projector import metadata as _projector_metadata
 
-import numpy as np
-
-# Written in place of a value that is empty or only whitespace.
-BLANK_VALUE = "(blank)"
-# Tab and line breaks would split a value into columns or rows; they become one space.
-# Besides \t \n \r this covers the other characters that Python's str.splitlines() or
-# JavaScript's String.trim() treat as line breaks or whitespace in a way that could matter.
-_BREAKING_CHARS = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-_SANITIZE = str.maketrans({c: " " for c in _BREAKING_CHARS})
-# JavaScript's trim() also strips U+FEFF, which Python's str.strip() keeps.
-_JS_EXTRA_WHITESPACE = "\ufeff"
-
-Columns = dict[str, list[str]]
-
-
-def check_metadata(metadata: object, n_rows: int | None) -> Columns:
-    """Checks `metadata` (a mapping of column name to N values, or one sequence of N values).
-
-    Returns the columns as lists of clean strings; a single unnamed sequence becomes the
-    column "label". Raises TypeError for a wrong type and ValueError for a length that is
-    not `n_rows`, an empty mapping, or a column that is not one-dimensional.
-    """
-    if isinstance(metadata, Mapping):
-        if not metadata:
-            raise ValueError("Invalid metadata: received an empty mapping, expected at least one column name -> N values.")
-        raw = dict(metadata)
-    elif _is_sequence(metadata):
-        raw = {"label": metadata}
-    else:
-        raise TypeError(
-            "Invalid metadata: expected a mapping of column name to N values, e.g. {'label': y}, or one "
-            f"sequence of N values, received {type(metadata).__name__}."
-        )
-    columns: Columns = {}
-    for name, values in raw.items():
-        if not isinstance(name, str):
-            raise TypeError(f"Invalid metadata column name {name!r}: expected a str, received {type(name).__name__}.")
-        if not name.strip(_BREAKING_CHARS + " ") or any(c in name for c in _BREAKING_CHARS):
-            raise ValueError(f"Invalid metadata column name {name!r}: expected non-blank text without tabs or line breaks.")
-        if not _is_sequence(values):
-            raise TypeError(
-                f"Invalid metadata column {name!r}: expected a sequence of N values (list, tuple, 1-D array), "
-                f"received {type(values).__name__}."
-            )
-        array = np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
-        if array.ndim != 1:
-            raise ValueError(
-                f"Invalid metadata column {name!r}: expected one value per example (1-D), received shape "
-                f"{np.shape(array)}."
-            )
-        if n_rows is not None and len(array) != n_rows:
-            raise ValueError(
-                f"Invalid metadata column {name!r}: received {len(array)} values for {n_rows} embedding rows; "
-                "metadata row i must describe example i, so both need the same N."
-            )
-        if isinstance(array, np.ndarray) and (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
-            columns[name] = array.astype(str).tolist()  # digits only: nothing to clean, 10× faster
-        else:
-            columns[name] = [_clean(v) for v in array.tolist()]
-    lengths = {len(v) for v in columns.values()}
-    if len(lengths) > 1:
-        raise ValueError(
-            "Invalid metadata: columns have different lengths "
-            + ", ".join(f"{k}={len(v)}" for k, v in columns.items())
-            + "; every column needs one value per example."
-        )
-    return columns
-
-
-def to_tsv(columns: Columns) -> str:
-    """Formats checked columns as TSV text (header row only when there are several columns)."""
-    names = list(columns)
-    rows = zip(*columns.values(), strict=True)
-    lines = ["\t".join(row) for row in rows]
-    if len(names) > 1:
-        lines.insert(0, "\t".join(_clean(n) for n in names))
-    return "\n".join(lines) + "\n"
-
-
-def _clean(value: object) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
-    text = str(value).translate(_SANITIZE)
-    if not text.strip().strip(_JS_EXTRA_WHITESPACE).strip():
-        return BLANK_VALUE
-    return text
-
-
-def _is_sequence(value: object) -> bool:
-    if isinstance(value, (str, bytes)):
-        return False
-    return isinstance(value, (Sequence, np.ndarray)) or hasattr(value, "__array__")
+# The file name TensorBoard's projector plugin looks for in a run directory.
+CONFIG_FILENAME = _projector_metadata.PROJECTOR_FILENAME
+# The checkpoint state file TensorFlow's `latest_checkpoint` reads (TensorBoard finds the run's tensors by it).
+STATE_FILENAME = "checkpoint"
+# Folder inside the run directory for everything the exporter writes except the two files
+# TensorBoard looks for at the top (the state file and the config).
+ASSETS_DIRNAME = "projector"
+# Basename of the checkpoint bundles: projector/embeddings-000007.index, .data-*.
+BUNDLE_BASENAME = "embeddings"
+# TensorFlow's event file names start with this (tf.summary and TensorBoard's reader agree).
+EVENT_FILE_GLOB = "events.out.tfevents.*"
+# Text summary tag under which the PCA reductions are described (TensorBoard's TEXT tab).
+REDUCTION_TAG = "projector/reduction"
+# TensorBoard's PROJECTOR refuses larger sprites: "Sprite image of dimensions ... exceeds maximum
+# dimensions 8192px x 8192px" (tensorboard/plugins/projector/vz_projector/data-provider.ts,
+# MAX_SPRITE_IMAGE_SIZE_PX). tensorboardX uses the same limit (TB_MAX_SPRITE_SIZE).
+MAX_SPRITE_SIZE_PX = 8192
+# File name the standalone web app's "projector config" loader expects by convention.
+STANDALONE_CONFIG_FILENAME = "projector_config.json"

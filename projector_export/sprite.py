@@ -11,10 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-# TensorBoard's PROJECTOR refuses larger sprites: "Sprite image of dimensions ... exceeds maximum
-# dimensions 8192px x 8192px" (tensorboard/plugins/projector/vz_projector/data-provider.ts,
-# MAX_SPRITE_IMAGE_SIZE_PX). tensorboardX uses the same limit (TB_MAX_SPRITE_SIZE).
-MAX_SPRITE_SIZE_PX = 8192
+from projector_export.metadata import MAX_SPRITE_SIZE_PX
+
 # zlib settings for the PNG: level 1 with the run-length strategy is ~3× faster than Pillow's
 # default (level 6) and, on sprites (large uniform backgrounds), about as small (MNIST test set:
 # 0.14 s and 1.6 MB vs 0.39 s and 1.7 MB).

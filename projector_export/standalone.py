@@ -21,11 +21,10 @@ import numpy as np
 from projector_export.assets import write_assets
 from projector_export.atomic import write_atomic
 from projector_export.inputs import ExportedTensor, check_inputs
+from projector_export.metadata import STANDALONE_CONFIG_FILENAME
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS
 from projector_export.validation import check_logdir
 
-# File name the web app's "projector config" loader expects by convention.
-STANDALONE_CONFIG_FILENAME = "projector_config.json"
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
 

@@ -29,7 +29,7 @@ from _browser import VIEWPORT, ProjectorPage, dashboard_contents, launch_chromiu
 from _tensorboard_server import TensorBoardServer
 from playwright.sync_api import sync_playwright
 from projector_export.error_metadata import COLUMNS
-from projector_export.metadata import BLANK_VALUE
+from projector_export.metadata_tsv import BLANK_VALUE
 from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG, snapshot_name
 from training.callbacks import LEARNING_RATE, TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS
 from training.train import MODEL_FILENAME

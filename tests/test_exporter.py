@@ -10,7 +10,7 @@ import pytest
 
 from _projector_client import ProjectorClient, sprite_cell
 from projector_export import export_embeddings
-from projector_export.metadata import BLANK_VALUE
+from projector_export.metadata_tsv import BLANK_VALUE
 from projector_export.reduction import pca
 
 N = 7

@@ -14,7 +14,7 @@ import pytest
 from _projector_client import ProjectorClient
 from projector_export import cli
 from projector_export.error_metadata import COLUMNS
-from projector_export.metadata import BLANK_VALUE
+from projector_export.metadata_tsv import BLANK_VALUE
 from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG
 from training.train import MODEL_FILENAME, TrainConfig, train_and_evaluate
 

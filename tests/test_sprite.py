@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from projector_export.sprite import MAX_SPRITE_SIZE_PX, cell_size, grid_shape, make_sprite
+from projector_export.metadata import MAX_SPRITE_SIZE_PX
+from projector_export.sprite import cell_size, grid_shape, make_sprite
 
 
 def decode(png: bytes) -> np.ndarray:
