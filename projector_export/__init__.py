@@ -6,6 +6,7 @@ Public API (everything else is internal):
   export_standalone(out_dir, embeddings, *, images=None, metadata=None, ...) -> StandaloneResult
       the same data as a folder for the standalone Embedding Projector web app.
   ExportResult, ExportedTensor, StandaloneResult: what was written.
+  tensorboard_command(logdir): the `tensorboard --logdir ...` line to print for the user.
   PCA_THRESHOLD_DIM, DEFAULT_PCA_COMPONENTS, MAX_SPRITE_SIZE_PX: documented limits and defaults.
   EmbeddingSnapshots(images, labels, logdir, *, run=None, every=..., layers=None, ...): Keras callback, chosen
       layers as `<layer>/step_<step>` tensors with error-case metadata, and `separability/<layer>` scalars.
@@ -15,7 +16,7 @@ Public API (everything else is internal):
   grad_cam(model, images, ...), filter_patterns(model, conv_layer, ...): the two costly pictures on their own.
 """
 
-from projector_export.exporter import ExportResult, export_embeddings
+from projector_export.exporter import ExportResult, export_embeddings, tensorboard_command
 from projector_export.inputs import ExportedTensor
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM
 from projector_export.separability import knn_separability
@@ -28,7 +29,7 @@ _SNAPSHOTS_API = ("EmbeddingSnapshots", "export_model_layers")  # issue 4: layer
 
 __all__ = [
     "DEFAULT_PCA_COMPONENTS", "MAX_SPRITE_SIZE_PX", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor",
-    "StandaloneResult", "export_embeddings", "export_standalone", "knn_separability", *_IMAGES_API, *_SNAPSHOTS_API,
+    "StandaloneResult", "export_embeddings", "export_standalone", "knn_separability", "tensorboard_command", *_IMAGES_API, *_SNAPSHOTS_API,
 ]
 
 

@@ -53,7 +53,12 @@ class ExportResult:
 
     @property
     def tensorboard_command(self) -> str:
-        return f"tensorboard --logdir {shlex.quote(self.logdir)}"
+        return tensorboard_command(self.logdir)
+
+
+def tensorboard_command(logdir: str | os.PathLike) -> str:
+    """The shell command that opens `logdir` in TensorBoard (quoted for a POSIX shell)."""
+    return f"tensorboard --logdir {shlex.quote(os.fspath(logdir))}"
 
 
 def export_embeddings(

@@ -21,6 +21,24 @@ _CONTROL_CHARS = {chr(c) for c in range(32)} | {"\x7f"}
 _BLOCK_ROWS = 1024
 
 
+def check_int(name: str, value: object, *, minimum: int = 1, hint: str = "") -> int:
+    """Returns `value` as an int if it is an integer >= `minimum`, in Keras' wording otherwise.
+
+    A wrong type (a bool, a float, a str) raises TypeError, a value below `minimum` ValueError:
+    "Invalid value for argument `every`. Received: every=-1. Expected an int >= 0 (0: off)."
+    `hint` is added to what is expected, e.g. "(0: off)".
+    """
+    expected = f"an int >= {minimum}" + (f" {hint}" if hint else "")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(
+            f"Invalid value for argument `{name}`. Received: {name}={value!r} ({type(value).__name__}). "
+            f"Expected {expected}."
+        )
+    if value < minimum:
+        raise ValueError(f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected {expected}.")
+    return int(value)
+
+
 def check_name(name: object, what: str = "embedding name") -> str:
     """Returns `name` if it is a valid tensor name, else raises.
 
