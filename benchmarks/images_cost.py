@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from projector_export.images import ImageLogger
-from projector_export.images.layers import feature_map_layers, outputs_model
+from projector_export.model_layers import extractor, feature_map_layers
 from training.mnist import load_mnist
 from training.models import build_model, compile_model
 
@@ -52,7 +52,7 @@ def main() -> None:
         logger.set_model(model)
         logger._check_model()
         logger._feature_layers = feature_map_layers(model)
-        logger._feature_model = outputs_model(model, [layer.output for layer in logger._feature_layers])
+        logger._feature_model = extractor(model, [layer.output for layer in logger._feature_layers])
         logger._log(0)  # warm up (first calls trace functions)
         times = {"log": [], "predict": [], "patterns": [], "train": []}
         for _ in range(args.repeats):

@@ -12,16 +12,11 @@ from collections.abc import Mapping, Sequence
 import keras
 import numpy as np
 
+from .model_layers import layers_of_type
+
 COLUMNS = ("index", "label", "prediction", "correct", "confidence", "loss", "error")
 ERROR_ARROW = "→"
 _YES, _NO = "yes", "no"
-
-
-def outputs_are_probabilities(model: keras.Model) -> bool:
-    """True when the model already ends in a softmax (then its outputs are probabilities, not logits)."""
-    last = model.layers[-1]
-    activation = getattr(last, "activation", None)
-    return isinstance(last, keras.layers.Softmax) or getattr(activation, "__name__", "") == "softmax"
 
 
 def error_metadata(
@@ -69,7 +64,7 @@ def error_metadata(
 def class_embedding(model: keras.Model, num_classes: int) -> np.ndarray | None:
     """The last dense layer's kernel transposed, ``num_classes x D`` (one point per class), or None when the
     last dense layer does not have one unit per class (then there is no class embedding to show)."""
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    dense = layers_of_type(model, keras.layers.Dense)
     if not dense or dense[-1].units != num_classes:
         return None
     return np.asarray(keras.ops.convert_to_numpy(dense[-1].kernel), dtype=np.float32).T

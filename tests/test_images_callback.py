@@ -177,6 +177,28 @@ def test_shared_writer_is_used_and_left_open(tmp_path):
     assert tags["grad_cam"] == [0, 2] and not any(tag.startswith("filter_patterns") for tag in tags)
 
 
+def test_every_zero_logs_only_at_the_start_and_the_end(tmp_path):
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(2).uniform(0, 1, (24, 12, 12, 1)).astype(np.float32)
+    y = np.arange(24) % 3
+    logger = ImageLogger(tmp_path / "off", x, y, every=0, pattern_steps=0)
+    _tiny_model().fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[logger])  # 3 steps
+    assert Served(tmp_path).image_tags("off")["grad_cam"] == [0, 3]
+
+
+def test_probabilities_of_a_model_ending_in_a_softmax_layer_are_its_own_outputs(tmp_path):
+    inputs = keras.Input((12, 12, 1))
+    x = keras.layers.Conv2D(1, 3, padding="same", name="conv1", kernel_initializer="zeros")(inputs)
+    x = keras.layers.Flatten()(x)
+    logits = keras.layers.Dense(2, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant([0.0, np.log(3.0)]))(x)
+    model = keras.Model(inputs, keras.layers.Softmax()(logits))
+    x = np.zeros((4, 12, 12, 1), np.float32)
+    logger = ImageLogger(tmp_path, x, np.zeros(4, np.int64), pattern_steps=0)
+    logger.set_model(model)
+    # The model says 0.25 / 0.75; a second softmax would say 0.3775 / 0.6225.
+    np.testing.assert_allclose(logger._probabilities(), [[0.25, 0.75]] * 4, rtol=1e-6)
+
+
 def test_bad_arguments_fail_before_any_file_is_written(tmp_path):
     x = np.zeros((10, 12, 12, 1), np.float32)
     y = np.zeros(10, np.int64)
@@ -184,8 +206,10 @@ def test_bad_arguments_fail_before_any_file_is_written(tmp_path):
         ImageLogger(tmp_path, x, y[:5])
     with pytest.raises(ValueError, match="one-hot"):
         ImageLogger(tmp_path, x, np.eye(10))
-    with pytest.raises(ValueError, match="Received: every=0"):
-        ImageLogger(tmp_path, x, y, every=0)
+    with pytest.raises(ValueError, match="Received: every=-1"):
+        ImageLogger(tmp_path, x, y, every=-1)
+    with pytest.raises(TypeError, match="Received: every=2.5"):
+        ImageLogger(tmp_path, x, y, every=2.5)
     with pytest.raises(ValueError, match="misclassified=-1"):
         ImageLogger(tmp_path, x, y, misclassified=-1)
     with pytest.raises(TypeError, match="SummaryWriter or the run directory; received int"):

@@ -6,7 +6,7 @@ import pytest
 
 from projector_export.images import filter_patterns, grad_cam
 from projector_export.images.filter_patterns import LEAK
-from projector_export.images.layers import outputs_model
+from projector_export.model_layers import extractor
 
 
 def _identity_cam_model():
@@ -78,7 +78,7 @@ def test_filter_patterns_start_from_seeded_noise_and_raise_every_filter():
 
 def _own_filter_means(model, layer, patterns):
     """Mean pre-activation and activation of filter i on pattern i."""
-    inputs = keras.ops.convert_to_numpy(outputs_model(model, layer.input)(patterns))
+    inputs = keras.ops.convert_to_numpy(extractor(model, layer.input)(patterns))
     pre = keras.ops.convert_to_numpy(layer.convolution_op(inputs, layer.kernel) + layer.bias)
     post = keras.ops.convert_to_numpy(layer(inputs))
     filters = np.arange(layer.filters)

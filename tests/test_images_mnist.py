@@ -11,7 +11,7 @@ from _images_tensorboard import Served
 
 from projector_export.images import filter_patterns, grad_cam, render
 from projector_export.images.callback import CAPTIONED_TILE
-from projector_export.images.layers import conv_layers, outputs_model
+from projector_export.model_layers import conv_layers, extractor
 from training.train import TrainConfig, train_and_evaluate
 
 pytestmark = pytest.mark.integration
@@ -137,7 +137,7 @@ def test_grad_cam_heat_lies_on_the_strokes(trained):
 def test_filter_patterns_raise_their_filters_well_above_the_noise(trained):
     model = trained["model"]
     for layer in conv_layers(model):
-        activation = outputs_model(model, layer.output)
+        activation = extractor(model, layer.output)
         filters = np.arange(layer.filters)
 
         def own_means(x):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from projector_export import error_metadata as meta
-from projector_export.layer_outputs import LayerOutputs, default_layers, resolve_layers
+from projector_export.model_layers import LayerOutputs, default_layers, resolve_layers
 from projector_export.snapshots import EmbeddingSnapshots, snapshot_name, take_probe
 
 
@@ -100,11 +100,6 @@ def test_error_metadata_refuses_mismatched_shapes():
         meta.error_metadata(np.zeros((4, 2)), np.zeros(3, int), ["a", "b"])
 
 
-def test_softmax_output_is_recognised(model):
-    assert not meta.outputs_are_probabilities(model)
-    assert meta.outputs_are_probabilities(_tiny_cnn(softmax=True))
-
-
 def test_class_embedding_is_the_last_dense_kernel_transposed(model):
     weights = meta.class_embedding(model, 3)
     np.testing.assert_array_equal(weights, model.get_layer("logits").get_weights()[0].T)
@@ -169,4 +164,4 @@ def test_callback_snapshots_before_every_k_steps_and_after_across_epochs(tmp_pat
         "separability/conv1", "separability/fc1", "separability/logits"}
     assert [event.step for event in events.Tensors("separability/fc1")] == steps
     table = capsys.readouterr().out
-    assert "leave-one-out 5-NN accuracy of 8 probe images" in table and table.count("\n10 ") == 1
+    assert "leave-one-out 5-NN accuracy of 8 probe rows" in table and table.count("\n10 ") == 1

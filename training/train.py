@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 
 from projector_export.images import ImageLogger
-from projector_export.layer_outputs import resolve_layers
+from projector_export.model_layers import resolve_layers
 from projector_export.snapshots import (
     DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE, EmbeddingSnapshots, take_probe,
 )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import os
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -14,7 +13,9 @@ from projector_export.images import render
 from projector_export.images.confusion import confusion_matrix, markdown_table, worst_misclassified
 from projector_export.images.filter_patterns import filter_patterns
 from projector_export.images.grad_cam import grad_cam
-from projector_export.images.layers import conv_layers, feature_map_layers, outputs_model
+from projector_export.model_layers import class_probabilities, conv_layers, extractor, feature_map_layers
+from projector_export.schedule import is_due, optimizer_step
+from projector_export.validation import check_int
 
 TAG_FILTERS = "filters"  # + "/<conv layer>"
 TAG_FEATURE_MAPS = "feature_maps"  # + "/<conv or pooling layer>"
@@ -23,6 +24,9 @@ TAG_CONFUSION_TABLE = "confusion_matrix/table"  # TEXT tab; a tag of its own, Te
 TAG_MISCLASSIFIED = "misclassified"
 TAG_GRAD_CAM = "grad_cam"
 TAG_FILTER_PATTERNS = "filter_patterns"  # + "/<conv layer>"
+
+DEFAULT_IMAGES_EVERY = 2000
+"""Optimizer steps between periodic pictures."""
 
 CAPTIONED_TILE = 80
 """Smallest side of the digit tiles that carry a caption (misclassified, Grad-CAM)."""
@@ -33,11 +37,11 @@ class ImageLogger(keras.callbacks.Callback):
 
     Writes TensorBoard images (and the confusion matrix as a Markdown table in the TEXT tab) into the
     training run, at the start of training, every ``every`` optimizer steps, and at the end; the step is the
-    optimizer's ``iterations``.
+    optimizer's (`projector_export.schedule`).
     Filter patterns (gradient ascent, the one costly picture) are computed once, at the end of training.
     Layers are found by type: ``Conv2D`` layers for filters, Grad-CAM (the last one) and patterns;
-    ``Conv2D`` and 2-D pooling layers for feature maps. The model's first output gives class scores
-    (logits, or probabilities when its last layer has a softmax activation).
+    ``Conv2D`` and 2-D pooling layers for feature maps (`projector_export.model_layers`). The model's first
+    output gives class scores: logits, or probabilities when it ends in a softmax (`class_probabilities`).
 
     Args:
         writer: the run's ``tf.summary`` writer (shared with other callbacks, flushed but not closed here), or
@@ -45,7 +49,8 @@ class ImageLogger(keras.callbacks.Callback):
         images: test images exactly as the model takes them (``N×H×W`` or ``N×H×W×C``, any dtype); their min
             and max are the display range (and the range of filter patterns).
         labels: ``N`` integer class labels.
-        every: log every this many optimizer steps (a positive int).
+        every: optimizer steps between periodic pictures; 0: none (the pictures at the start and the end of
+            training are still logged: adding the callback is what turns them on).
         feature_map_images: how many of the first test images feature maps are drawn for (one grid each).
         grad_cam_images: how many of the first test images get a Grad-CAM overlay.
         misclassified: how many of the most confidently misclassified test images to show.
@@ -67,7 +72,7 @@ class ImageLogger(keras.callbacks.Callback):
         images: np.ndarray,
         labels: np.ndarray,
         *,
-        every: int = 2000,
+        every: int = DEFAULT_IMAGES_EVERY,
         feature_map_images: int = 2,
         grad_cam_images: int = 8,
         misclassified: int = 9,
@@ -87,14 +92,14 @@ class ImageLogger(keras.callbacks.Callback):
                 "(for one-hot labels pass labels.argmax(axis=1))."
             )
         if len(images) != len(labels) or len(images) == 0:
-            raise ValueError(f"images and labels must have the same non-zero length; received {len(images)} and {len(labels)}.")
+            raise ValueError(f"images and labels must have the same non-zero length; received {len(images)} and "
+                             f"{len(labels)}.")
         if not isinstance(writer, (str, os.PathLike)) and not hasattr(writer, "as_default"):
             raise TypeError(
                 f"writer must be a tf.summary.SummaryWriter or the run directory; received {type(writer).__name__}."
             )
-        for name, value in (("every", every), ("batch_size", batch_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected a positive int.")
+        every = check_int("every", every, minimum=0, hint="(0: no periodic pictures)")
+        batch_size = check_int("batch_size", batch_size)
         counts = dict(
             feature_map_images=feature_map_images,
             grad_cam_images=grad_cam_images,
@@ -103,8 +108,7 @@ class ImageLogger(keras.callbacks.Callback):
             pattern_steps=pattern_steps,
         )
         for name, value in counts.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected an int >= 0.")
+            check_int(name, value, minimum=0)
         if isinstance(writer, (str, os.PathLike)):
             self._run_dir, self._writer = os.fspath(writer), None
         else:
@@ -129,17 +133,18 @@ class ImageLogger(keras.callbacks.Callback):
         self._check_model()
         layers = feature_map_layers(self.model)
         self._feature_layers = layers
-        self._feature_model = outputs_model(self.model, [layer.output for layer in layers]) if layers else None
+        self._feature_model = extractor(self.model, [layer.output for layer in layers]) if layers else None
         self._last_logged = None
-        self._log(self._step())
+        self._log(optimizer_step(self.model))
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self._step()
-        if self._last_logged is None or step // self.every > self._last_logged // self.every:
-            self._log(step)
+        if self.every:
+            step = optimizer_step(self.model)
+            if is_due(step, self._last_logged, self.every):
+                self._log(step)
 
     def on_train_end(self, logs=None):
-        step = self._step()
+        step = optimizer_step(self.model)
         if step != self._last_logged:
             self._log(step)
         if self.pattern_steps:
@@ -162,7 +167,8 @@ class ImageLogger(keras.callbacks.Callback):
             )
         classes = int(self.model.outputs[0].shape[-1])
         if self.labels.min() < 0 or self.labels.max() >= classes:
-            raise ValueError(f"labels must lie in [0, {classes}) for this model; received {self.labels.min()} .. {self.labels.max()}.")
+            raise ValueError(f"labels must lie in [0, {classes}) for this model; received {self.labels.min()} .. "
+                             f"{self.labels.max()}.")
         names = self.class_names or [str(i) for i in range(classes)]
         if len(names) != classes:
             raise ValueError(f"class_names has {len(names)} names but the model predicts {classes} classes.")
@@ -174,9 +180,6 @@ class ImageLogger(keras.callbacks.Callback):
                     f"choose one below {channels}."
                 )
         self._classes, self._names = classes, names
-
-    def _step(self) -> int:
-        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def _get_writer(self):
         if self._writer is None:  # created lazily: no event file unless something is written
@@ -196,9 +199,7 @@ class ImageLogger(keras.callbacks.Callback):
     def _probabilities(self) -> np.ndarray:
         scores = self.model.predict(self.images, batch_size=self.batch_size, verbose=0)
         scores = scores[0] if isinstance(scores, (list, tuple)) else scores
-        if getattr(self.model.layers[-1], "activation", None) is keras.activations.softmax:
-            return np.asarray(scores)
-        return keras.ops.convert_to_numpy(keras.ops.softmax(scores, axis=-1))
+        return class_probabilities(self.model, scores)
 
     # Pictures --------------------------------------------------------------------------------------------
 
@@ -219,11 +220,13 @@ class ImageLogger(keras.callbacks.Callback):
             channel = 0 if index == 0 else self.input_channel
             limit = float(np.abs(kernel).max())
             factor = render.upscale_factor(*kernel.shape[:2])
-            tiles = [render.upscale(render.diverging(kernel[:, :, channel, f], limit), factor) for f in range(kernel.shape[3])]
+            tiles = [render.upscale(render.diverging(kernel[:, :, channel, f], limit), factor)
+                     for f in range(kernel.shape[3])]
             tf.summary.image(
                 f"{TAG_FILTERS}/{layer.name}",
                 render.grid(tiles)[None],
-                description=f"{kernel.shape[3]} filters, input channel {channel}; red > 0 > blue, scale ±{limit:.3g} shared by the layer.",
+                description=f"{kernel.shape[3]} filters, input channel {channel}; red > 0 > blue, scale ±{limit:.3g} "
+                            "shared by the layer.",
             )
 
     def _log_feature_maps(self):
@@ -231,7 +234,7 @@ class ImageLogger(keras.callbacks.Callback):
             return
         outputs = self._feature_model(self.images[: self.feature_map_images], training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        for layer, maps in zip(self._feature_layers, outputs):
+        for layer, maps in zip(self._feature_layers, outputs, strict=False):
             maps = keras.ops.convert_to_numpy(maps)  # n×h×w×c
             factor = render.upscale_factor(*maps.shape[1:3])
             grids = [
@@ -241,7 +244,8 @@ class ImageLogger(keras.callbacks.Callback):
                 f"{TAG_FEATURE_MAPS}/{layer.name}",
                 np.stack(grids),
                 max_outputs=len(grids),
-                description=f"{maps.shape[-1]} channels of {maps.shape[1]}×{maps.shape[2]}; each tile scaled to its own min..max.",
+                description=f"{maps.shape[-1]} channels of {maps.shape[1]}×{maps.shape[2]}; each tile scaled to "
+                            "its own min..max.",
             )
 
     def _log_confusion(self, probabilities: np.ndarray):
@@ -278,16 +282,17 @@ class ImageLogger(keras.callbacks.Callback):
         factor = render.upscale_factor(*images.shape[1:3], min_size=CAPTIONED_TILE)
         tiles = [
             render.overlay_heatmap(tile, render.upscale(h, factor))
-            for tile, h in zip(self._display(images, factor), heat)
+            for tile, h in zip(self._display(images, factor), heat, strict=False)
         ]
         captions = [
             [f"True: {self._names[t]}, Pred: {self._names[p]}", f"confidence {probabilities[i, p]:.1%}"]
-            for i, (t, p) in enumerate(zip(self.labels[: len(images)], predictions))
+            for i, (t, p) in enumerate(zip(self.labels[: len(images)], predictions, strict=False))
         ]
         tf.summary.image(
             TAG_GRAD_CAM,
             render.grid(render.captioned(tiles, captions))[None],
-            description=f"Grad-CAM on {conv_layers(self.model)[-1].name!r} for the predicted class (red: strong evidence).",
+            description=f"Grad-CAM on {conv_layers(self.model)[-1].name!r} for the predicted class "
+                        "(red: strong evidence).",
         )
 
     def _log_filter_patterns(self):
@@ -299,7 +304,8 @@ class ImageLogger(keras.callbacks.Callback):
             tf.summary.image(
                 f"{TAG_FILTER_PATTERNS}/{layer.name}",
                 render.grid(tiles)[None],
-                description=f"Input maximising each filter's mean response, {self.pattern_steps} gradient-ascent steps from grey noise.",
+                description=f"Input maximising each filter's mean response, {self.pattern_steps} gradient-ascent steps "
+                            "from grey noise.",
             )
 
 

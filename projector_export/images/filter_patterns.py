@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from projector_export.images.layers import outputs_model
+from projector_export.model_layers import extractor
 
 NOISE_SPREAD = 0.1
 """Standard deviation of the starting noise, as a fraction of the input range, around its middle."""
@@ -36,7 +36,8 @@ def filter_patterns(
     if not isinstance(layer, keras.layers.Conv2D):
         raise TypeError(f"filter_patterns() needs a Conv2D layer; received {type(layer).__name__} {layer.name!r}.")
     if layer.data_format != "channels_last":
-        raise ValueError(f"filter_patterns() supports channels_last conv layers; {layer.name!r} is {layer.data_format}.")
+        raise ValueError(f"filter_patterns() supports channels_last conv layers; {layer.name!r} is "
+                         f"{layer.data_format}.")
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an int >= 0; received steps={steps!r}.")
     if not isinstance(chunk, int) or chunk < 1:
@@ -44,7 +45,7 @@ def filter_patterns(
     low, high = (float(v) for v in value_range)
     if not high > low:
         raise ValueError(f"value_range must be (low, high) with high > low; received {value_range}.")
-    to_input = outputs_model(model, layer.input)
+    to_input = extractor(model, layer.input)
     input_shape = tuple(model.inputs[0].shape[1:])
     rng = np.random.default_rng(seed)
     span = high - low

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from projector_export.images.layers import last_conv_layer, outputs_model
+from projector_export.model_layers import extractor, last_conv_layer
 
 
 def grad_cam(
@@ -32,7 +32,7 @@ def grad_cam(
     if images.ndim not in (3, 4):
         raise ValueError(f"grad_cam() expects images N×H×W or N×H×W×C; received shape {images.shape}.")
     layer = layer or last_conv_layer(model)
-    cam_model = outputs_model(model, [layer.output, model.outputs[0]])
+    cam_model = extractor(model, [layer.output, model.outputs[0]])
     with tf.GradientTape() as tape:
         feature_maps, scores = cam_model(images, training=False)
         if class_index is None:
@@ -40,7 +40,8 @@ def grad_cam(
         else:
             chosen = tf.convert_to_tensor(np.asarray(class_index, dtype=np.int32))
             if chosen.shape != (len(images),):
-                raise ValueError(f"class_index needs one class per image ({len(images)}); received shape {chosen.shape}.")
+                raise ValueError(f"class_index needs one class per image ({len(images)}); received shape "
+                                 f"{chosen.shape}.")
         score = tf.reduce_sum(tf.gather(scores, chosen, batch_dims=1))
     gradients = tape.gradient(score, feature_maps)
     weights = tf.reduce_mean(gradients, axis=(1, 2))

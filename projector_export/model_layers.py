@@ -1,0 +1,265 @@
+"""The one way to reach inside a Keras model: its layers by name or by type, their outputs, its class scores.
+
+Snapshots, pictures, Grad-CAM and filter patterns all ask this module, so "which layer is `conv2`", "which
+layers are convolutions", "how to read a layer's output" and "are these scores logits or probabilities" have
+one answer each.
+
+Layer names: a layer of a nested model (a functional or Sequential model used as a layer) is named
+``<outer>/<inner>`` (e.g. ``encoder/dense_1``); its plain name works too when no other layer has it.
+Reading outputs needs the model's layer graph (functional, or Sequential once built); a subclassed model has
+none, and callers ask the user for a `features` function instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+from keras.src.models.functional import Functional  # keras 3 has no public name for "a functional model"
+
+FEATURE_LAYER_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Dense)
+"""The layers snapshotted by default: their outputs are what a network has learnt to compute."""
+
+POOLING_2D_TYPES = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
+
+PATH_SEPARATOR = "/"
+_PROBABILITY_TOLERANCE = 1e-4
+
+
+def has_layer_graph(model: keras.Model) -> bool:
+    """True for functional and Sequential models (their layers' outputs can be read); False for subclassed ones."""
+    return isinstance(model, (Functional, keras.Sequential))
+
+
+def named_layers(model: keras.Model) -> dict[str, keras.layers.Layer]:
+    """Every layer of `model` by its full name, in model order, nested models' layers as ``<outer>/<inner>``."""
+    found: dict[str, keras.layers.Layer] = {}
+    for layer in model.layers:
+        found[layer.name] = layer
+        if isinstance(layer, keras.Model):
+            found.update({f"{layer.name}{PATH_SEPARATOR}{name}": inner for name, inner in named_layers(layer).items()})
+    return found
+
+
+def resolve_layers(model: keras.Model, names: Sequence[str] | None) -> list[str]:
+    """The full names of `names` (None: `default_layers`), duplicates dropped, in the order given.
+
+    A plain name matches a layer at any depth when exactly one layer has it.
+
+    Raises:
+        TypeError: a single string instead of a sequence of names.
+        ValueError: a name that is missing or ambiguous (the message lists the valid names), or no layer chosen.
+    """
+    if isinstance(names, str):
+        raise TypeError(f"`layers` must be a sequence of layer names, received the string {names!r}; "
+                        f"split it first, e.g. {names.split(',')!r}.")
+    if names is None:
+        chosen = default_layers(model)
+        if not chosen:
+            raise ValueError(
+                f"No layer to snapshot: `layers` is None and model {model.name!r} has no convolution or dense "
+                f"layer. Pass layer names from: {', '.join(named_layers(model))}."
+            )
+        return chosen
+    resolved = [resolve_layer(model, name) for name in names]
+    if not resolved:
+        raise ValueError(f"No layer to snapshot: `layers` is empty. Pass layer names from: "
+                         f"{', '.join(named_layers(model))}.")
+    return list(dict.fromkeys(resolved))
+
+
+def resolve_layer(model: keras.Model, name: str) -> str:
+    """The full name of the one layer called `name` (full or plain); ValueError listing the valid names."""
+    known = named_layers(model)
+    if name in known:
+        return name
+    matches = [full for full in known if full.rsplit(PATH_SEPARATOR, 1)[-1] == name]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ValueError(f"Ambiguous layer name {name!r} in model {model.name!r}: it names {', '.join(matches)}. "
+                         f"Pass one of these full names.")
+    raise ValueError(f"Unknown layer name {name!r} for model {model.name!r}. Expected names from its layers: "
+                     f"{', '.join(known)}.")
+
+
+def default_layers(model: keras.Model) -> list[str]:
+    """Every convolution and dense layer, input to output, nested ones included: conv1, conv2, ..., fc1, logits."""
+    return [name for name, layer in named_layers(model).items() if isinstance(layer, FEATURE_LAYER_TYPES)]
+
+
+def layers_of_type(model: keras.Model, types: type | tuple[type, ...]) -> list[keras.layers.Layer]:
+    """The layers of `model` (nested ones included) that are instances of `types`, in model order."""
+    return [layer for layer in named_layers(model).values() if isinstance(layer, types)]
+
+
+def conv_layers(model: keras.Model) -> list[keras.layers.Conv2D]:
+    """The model's ``Conv2D`` layers, in model order."""
+    return layers_of_type(model, keras.layers.Conv2D)
+
+
+def feature_map_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The model's ``Conv2D`` and 2-D pooling layers (their outputs are ``h×w×c`` maps), in model order."""
+    return layers_of_type(model, (keras.layers.Conv2D, *POOLING_2D_TYPES))
+
+
+def last_conv_layer(model: keras.Model) -> keras.layers.Conv2D:
+    """The last ``Conv2D`` layer (Grad-CAM's default); ``ValueError`` when the model has none."""
+    layers = conv_layers(model)
+    if not layers:
+        raise ValueError(
+            f"Model {model.name!r} has no Conv2D layer; Grad-CAM and filter pictures need one. "
+            f"Received layers: {list(named_layers(model))}."
+        )
+    return layers[-1]
+
+
+def layer_output(model: keras.Model, name: str):
+    """The symbolic output of layer `name` (a full name from `named_layers`) in `model`'s own graph.
+
+    A nested model's layer lives in that model's graph; it is reached by applying the part of the nested model
+    up to that layer to the tensors the outer model feeds the nested one.
+    """
+    head, _, rest = name.partition(PATH_SEPARATOR)
+    layer = model.get_layer(head)
+    if not rest:
+        return layer.output
+    if len(layer._inbound_nodes) != 1:
+        raise ValueError(f"Layer {name!r} cannot be read: the nested model {head!r} is called "
+                         f"{len(layer._inbound_nodes)} times in model {model.name!r}, expected once.")
+    node = layer._inbound_nodes[0]
+    inner = keras.Model(layer.input, layer_output(layer, rest), name=f"{head}_to_{rest.replace('/', '_')}")
+    return inner(*node.arguments.args)
+
+
+def extractor(model: keras.Model, outputs) -> keras.Model:
+    """A model from `model`'s inputs (same structure the caller feeds) to `outputs`, sharing its weights."""
+    try:
+        inputs = model.input
+    except (AttributeError, ValueError) as error:
+        raise ValueError(
+            f"Model {model.name!r} has no symbolic inputs ({error}); build it on a keras.Input first "
+            f"(or call it on data once)."
+        ) from error
+    return keras.Model(inputs, outputs, name=f"{model.name}_outputs")
+
+
+def output_layer(model: keras.Model) -> keras.layers.Layer | None:
+    """The layer that computes the model's (first) output, looking inside nested models; None when unknown."""
+    if isinstance(model, keras.Sequential):
+        last = model.layers[-1] if model.layers else None
+    elif isinstance(model, Functional):
+        last = model.outputs[0]._keras_history.operation
+    else:
+        return None
+    return output_layer(last) if isinstance(last, keras.Model) else last
+
+
+def ends_in_softmax(model: keras.Model) -> bool | None:
+    """True when the layer computing the model's output is a softmax (a `Softmax` layer, or any layer with a
+    softmax activation: its outputs are probabilities), False when it is not, None when the model has no graph."""
+    last = output_layer(model)
+    if last is None:
+        return None
+    if isinstance(last, keras.layers.Softmax):
+        return True
+    return getattr(getattr(last, "activation", None), "__name__", "") == "softmax"
+
+
+def scores_are_probabilities(model: keras.Model, scores: np.ndarray) -> bool:
+    """Whether the model's N×C class scores are probabilities (else logits).
+
+    Decided by the model's last layer (`ends_in_softmax`); for a model without a layer graph (subclassed), by
+    the scores themselves: probabilities are >= 0 and each row sums to 1.
+    """
+    decided = ends_in_softmax(model)
+    if decided is not None:
+        return decided
+    scores = np.asarray(scores, dtype=np.float64)
+    return bool(scores.size) and scores.min() >= 0 and np.allclose(scores.sum(axis=-1), 1, atol=_PROBABILITY_TOLERANCE)
+
+
+def class_probabilities(model: keras.Model, scores: np.ndarray) -> np.ndarray:
+    """The model's N×C class scores as probabilities: themselves when the model ends in a softmax, else softmax."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores_are_probabilities(model, scores):
+        return scores
+    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def num_rows(inputs) -> int:
+    """N of a model input: an array, or a dict/list of arrays (multi-input) that all have N rows."""
+    leaves = keras.tree.flatten(inputs)
+    if not leaves:
+        raise ValueError("Invalid inputs: received an empty structure, expected an array or a dict/list of arrays.")
+    sizes = {len(leaf) for leaf in leaves}
+    if len(sizes) != 1:
+        raise ValueError(f"Invalid inputs: the model inputs have different numbers of rows {sorted(sizes)}; "
+                         f"each input needs one row per example.")
+    return sizes.pop()
+
+
+def _rows(inputs, start: int, stop: int):
+    return keras.tree.map_structure(lambda leaf: leaf[start:stop], inputs)
+
+
+class LayerOutputs:
+    """The outputs of chosen layers and the model's first output, flattened to ``N x D``, in one forward pass.
+
+    The multi-output extractor is built once (so its compiled predict function is reused by every call) and run
+    batched in inference mode (dropout off, batch-norm statistics frozen).
+
+    Args:
+        model: a functional or Sequential Keras model, built.
+        layers: full layer names, from `resolve_layers`.
+
+    Example:
+        outputs = LayerOutputs(model, ["conv1", "fc1"])
+        features, model_output = outputs(images)   # {"conv1": N x D1, "fc1": N x D2}, N x classes
+    """
+
+    BATCH_SIZE = 500
+
+    def __init__(self, model: keras.Model, layers: Sequence[str]):
+        self.layers = list(layers)
+        tensors = []
+        for name in self.layers:
+            tensor = layer_output(model, name)
+            if not hasattr(tensor, "shape"):
+                raise ValueError(f"Layer {name!r} has several outputs; choose a layer with one output tensor.")
+            tensors.append(tensor)
+        final = model.outputs[0]
+        self._model_output_index = next((i for i, t in enumerate(tensors) if t is final), len(tensors))
+        if self._model_output_index == len(tensors):
+            tensors.append(final)
+        self.output_rank = len(final.shape)
+        self._extractor = extractor(model, tensors)
+
+    def __call__(self, inputs) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Returns ``({layer: N x D float32}, model output N x ...)`` for `inputs` (as the model takes them).
+
+        Batches go through the compiled predict step and straight into preallocated arrays: conv outputs are
+        hundreds of MB for thousands of images, and `predict`'s list-then-concatenate would copy them twice.
+        """
+        n = num_rows(inputs)
+        flat: list[np.ndarray] = []
+        for start in range(0, n, self.BATCH_SIZE):
+            results = self._extractor.predict_on_batch(_rows(inputs, start, start + self.BATCH_SIZE))
+            results = results if isinstance(results, (list, tuple)) else [results]
+            if not flat:
+                flat = [np.empty((n, int(np.prod(r.shape[1:]))), dtype=np.float32) for r in results]
+            for out, result in zip(flat, results, strict=False):
+                out[start : start + len(result)] = np.asarray(result).reshape(len(result), -1)
+        return dict(zip(self.layers, flat, strict=False)), flat[self._model_output_index]
+
+
+def predict_scores(model: keras.Model, inputs) -> np.ndarray:
+    """The model's first output on `inputs`, batched in inference mode (for models without a layer graph)."""
+    scores = model.predict(inputs, batch_size=LayerOutputs.BATCH_SIZE, verbose=0)
+    if isinstance(scores, dict):
+        scores = next(iter(scores.values()))
+    elif isinstance(scores, (list, tuple)):
+        scores = scores[0]
+    return np.asarray(scores)
