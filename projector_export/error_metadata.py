@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import keras
 import numpy as np
 
-from .model_layers import layers_of_type
+from .model_layers import class_score_layer
 
 COLUMNS = ("index", "label", "prediction", "correct", "confidence", "loss", "error")
 ERROR_ARROW = "→"
@@ -62,12 +62,12 @@ def error_metadata(
 
 
 def class_embedding(model: keras.Model, num_classes: int) -> np.ndarray | None:
-    """The last dense layer's kernel transposed, ``num_classes x D`` (one point per class), or None when the
-    last dense layer does not have one unit per class (then there is no class embedding to show)."""
-    dense = layers_of_type(model, keras.layers.Dense)
-    if not dense or dense[-1].units != num_classes:
+    """The class-score layer's kernel transposed, ``num_classes x D`` (one point per class), or None when that
+    dense layer does not have one unit per class (then there is no class embedding to show)."""
+    dense = class_score_layer(model)
+    if dense is None or dense.units != num_classes:
         return None
-    return np.asarray(keras.ops.convert_to_numpy(dense[-1].kernel), dtype=np.float32).T
+    return np.asarray(keras.ops.convert_to_numpy(dense.kernel), dtype=np.float32).T
 
 
 def class_mean_images(images: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -129,14 +129,14 @@ def layer_output(model: keras.Model, name: str):
         raise ValueError(f"Layer {name!r} cannot be read: the nested model {head!r} is called "
                          f"{len(layer._inbound_nodes)} times in model {model.name!r}, expected once.")
     node = layer._inbound_nodes[0]
-    inner = keras.Model(layer.input, layer_output(layer, rest), name=f"{head}_to_{rest.replace('/', '_')}")
+    inner = extractor(layer, layer_output(layer, rest))
     return inner(*node.arguments.args)
 
 
 def extractor(model: keras.Model, outputs) -> keras.Model:
     """A model from `model`'s inputs (same structure the caller feeds) to `outputs`, sharing its weights."""
-    try:
-        inputs = model.input
+    try:  # a Sequential's `input` is that of its first call (an outer model's tensor when nested), not its own
+        inputs = model.inputs[0] if isinstance(model, keras.Sequential) else model.input
     except (AttributeError, ValueError) as error:
         raise ValueError(
             f"Model {model.name!r} has no symbolic inputs ({error}); build it on a keras.Input first "
@@ -154,6 +154,16 @@ def output_layer(model: keras.Model) -> keras.layers.Layer | None:
     else:
         return None
     return output_layer(last) if isinstance(last, keras.Model) else last
+
+
+def class_score_layer(model: keras.Model) -> keras.layers.Dense | None:
+    """The dense layer computing the class scores: the output layer when it is dense (the first output of a
+    multi-output model), else the last dense layer (e.g. before a `Softmax` layer); None without one."""
+    last = output_layer(model)
+    if isinstance(last, keras.layers.Dense):
+        return last
+    dense = layers_of_type(model, keras.layers.Dense)
+    return dense[-1] if dense else None
 
 
 def ends_in_softmax(model: keras.Model) -> bool | None:

@@ -116,7 +116,7 @@ def test_feature_maps_are_the_layer_outputs_scaled_per_tile(run):
     model = run["model"]
     layer = model.get_layer("conv2")
     outputs = keras.Model(model.inputs[0], layer.output)(run["x"][:2]).numpy()
-    for image, maps in zip(run["served"].images(RUN, "feature_maps/conv2", 12), outputs):
+    for image, maps in zip(run["served"].images(RUN, "feature_maps/conv2", 12), outputs, strict=True):
         for c in range(maps.shape[-1]):
             top = render.PAD + (c // 3) * (48 + render.PAD)
             left = render.PAD + (c % 3) * (48 + render.PAD)
@@ -190,7 +190,8 @@ def test_probabilities_of_a_model_ending_in_a_softmax_layer_are_its_own_outputs(
     inputs = keras.Input((12, 12, 1))
     x = keras.layers.Conv2D(1, 3, padding="same", name="conv1", kernel_initializer="zeros")(inputs)
     x = keras.layers.Flatten()(x)
-    logits = keras.layers.Dense(2, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant([0.0, np.log(3.0)]))(x)
+    bias = keras.initializers.Constant([0.0, np.log(3.0)])
+    logits = keras.layers.Dense(2, kernel_initializer="zeros", bias_initializer=bias)(x)
     model = keras.Model(inputs, keras.layers.Softmax()(logits))
     x = np.zeros((4, 12, 12, 1), np.float32)
     logger = ImageLogger(tmp_path, x, np.zeros(4, np.int64), pattern_steps=0)

@@ -137,9 +137,9 @@ def test_probe_is_the_first_images_and_never_larger_than_the_data():
 
 
 def test_callback_snapshots_before_every_k_steps_and_after_across_epochs(tmp_path, capsys):
+    from google.protobuf import text_format
     from tensorboard.backend.event_processing import event_accumulator
     from tensorboard.plugins.projector import projector_config_pb2
-    from google.protobuf import text_format
 
     keras.utils.set_random_seed(1)
     model = _tiny_cnn()
