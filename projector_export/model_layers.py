@@ -62,26 +62,35 @@ def resolve_layers(model: keras.Model, names: Sequence[str] | None) -> list[str]
                 f"layer. Pass layer names from: {', '.join(named_layers(model))}."
             )
         return chosen
+    known = named_layers(model)
+    unknown = [name for name in names if not _matches(known, name)]
+    if unknown:
+        raise ValueError(f"Unknown layer name(s) {', '.join(map(repr, unknown))} for model {model.name!r}. "
+                         f"Expected names from its layers: {', '.join(known)}.")
     resolved = [resolve_layer(model, name) for name in names]
     if not resolved:
-        raise ValueError(f"No layer to snapshot: `layers` is empty. Pass layer names from: "
-                         f"{', '.join(named_layers(model))}.")
+        raise ValueError(f"No layer to snapshot: `layers` is empty. Pass layer names from: {', '.join(known)}.")
     return list(dict.fromkeys(resolved))
 
 
 def resolve_layer(model: keras.Model, name: str) -> str:
     """The full name of the one layer called `name` (full or plain); ValueError listing the valid names."""
     known = named_layers(model)
-    if name in known:
-        return name
-    matches = [full for full in known if full.rsplit(PATH_SEPARATOR, 1)[-1] == name]
+    matches = _matches(known, name)
     if len(matches) == 1:
         return matches[0]
     if matches:
         raise ValueError(f"Ambiguous layer name {name!r} in model {model.name!r}: it names {', '.join(matches)}. "
                          f"Pass one of these full names.")
-    raise ValueError(f"Unknown layer name {name!r} for model {model.name!r}. Expected names from its layers: "
+    raise ValueError(f"Unknown layer name(s) {name!r} for model {model.name!r}. Expected names from its layers: "
                      f"{', '.join(known)}.")
+
+
+def _matches(known: dict[str, keras.layers.Layer], name: str) -> list[str]:
+    """The full names `name` stands for: itself if it is one, else every layer whose own name it is."""
+    if name in known:
+        return [name]
+    return [full for full in known if full.rsplit(PATH_SEPARATOR, 1)[-1] == name]
 
 
 def default_layers(model: keras.Model) -> list[str]:

@@ -78,7 +78,7 @@ def test_missing_and_ambiguous_names_list_the_valid_ones():
     model = _nested()
     with pytest.raises(ValueError, match=r"Ambiguous layer name 'proj'.*encoder/proj, head/proj"):
         model_layers.resolve_layers(model, ["proj"])
-    with pytest.raises(ValueError, match=r"Unknown layer name 'dense9'.*x, encoder, encoder/e_in, encoder/hidden"):
+    with pytest.raises(ValueError, match=r"Unknown layer name.s. 'dense9'.*x, encoder, encoder/e_in, encoder/hidden"):
         model_layers.resolve_layers(model, ["dense9"])
     with pytest.raises(TypeError, match="split it first"):
         model_layers.resolve_layers(model, "hidden,proj")

@@ -217,7 +217,7 @@ def test_nested_model_layers_by_full_and_plain_name(tmp_path):
     encoder = keras.Model(e_in, keras.layers.Dense(4, name="code")(e_in), name="encoder")
     x = keras.Input((3,))
     model = keras.Model(x, keras.layers.Dense(2, name="logits")(encoder(x)))
-    with pytest.raises(ValueError, match="Unknown layer name 'cod'.*encoder/code"):
+    with pytest.raises(ValueError, match="Unknown layer name.s. 'cod'.*encoder/code"):
         EmbeddingSnapshots(rows, labels, tmp_path, layers=["cod"], model=model)
     callback = EmbeddingSnapshots(rows, labels, tmp_path, run="nested", every=0, layers=["code"], verbose=False)
     _fit(model, rows, labels, callback, steps=1)
