@@ -8,9 +8,11 @@ Public API (everything else is internal):
   ExportResult, ExportedTensor, StandaloneResult: what was written.
   tensorboard_command(logdir): the `tensorboard --logdir ...` line to print for the user.
   PCA_THRESHOLD_DIM, DEFAULT_PCA_COMPONENTS, MAX_SPRITE_SIZE_PX: documented limits and defaults.
-  EmbeddingSnapshots(images, labels, logdir, *, run=None, every=..., layers=None, ...): Keras callback, chosen
-      layers as `<layer>/step_<step>` tensors with error-case metadata, and `separability/<layer>` scalars.
-  export_model_layers(model, images, labels, logdir, *, run=None, layers=None, ...): the same, once, after training.
+  EmbeddingSnapshots(inputs, labels, logdir, *, run=None, every=..., layers=None, thumbnails=None, metadata=None,
+      class_names=None, embedding_layers=None, features=None, ...): Keras callback for any Keras model, chosen
+      layers (and Embedding weights) as `<layer>/step_<step>` tensors; with labels also error-case metadata and
+      `separability/<layer>` scalars (docs/callback.md).
+  export_model_layers(model, inputs, labels, logdir, *, ...): the same arguments, once, after training.
   knn_separability(features, labels, *, k=5): leave-one-out k-NN accuracy of labels in a feature space.
   ImageLogger(writer_or_run_dir, images, labels, *, every=...): Keras callback, the seeds' pictures in IMAGES.
   grad_cam(model, images, ...), filter_patterns(model, conv_layer, ...): the two costly pictures on their own.

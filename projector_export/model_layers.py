@@ -241,7 +241,9 @@ class LayerOutputs:
 
     BATCH_SIZE = 500
 
-    def __init__(self, model: keras.Model, layers: Sequence[str]):
+    def __init__(self, model: keras.Model, layers: Sequence[str], inputs=None):
+        if isinstance(model, keras.Sequential) and inputs is not None:
+            _build_sequential(model, inputs)
         self.layers = list(layers)
         tensors = []
         for name in self.layers:
@@ -272,6 +274,15 @@ class LayerOutputs:
             for out, result in zip(flat, results, strict=False):
                 out[start : start + len(result)] = np.asarray(result).reshape(len(result), -1)
         return dict(zip(self.layers, flat, strict=False)), flat[self._model_output_index]
+
+
+def _build_sequential(model: keras.Sequential, inputs) -> None:
+    """Builds a Sequential model given no `keras.Input` on the shape of `inputs` (as its first call would), so that
+    its layers have outputs to read; `fit` builds it only at its first step."""
+    try:
+        model.inputs  # noqa: B018 (raises while the model has no inputs yet)
+    except (AttributeError, ValueError):
+        model.build((None, *np.shape(inputs)[1:]))
 
 
 def predict_scores(model: keras.Model, inputs) -> np.ndarray:

@@ -190,8 +190,19 @@ class LayerSnapshotter:
         if self.class_names is not None and self.labels.max() >= len(self.class_names):
             raise ValueError(f"Labels go up to {self.labels.max()} but {len(self.class_names)} class names were "
                              f"given; pass one name per class.")
+        if self.labels is not None and has_layer_graph(model):
+            self._check_class_count(model)
         self._outputs: LayerOutputs | None = None
         self._class_images = None
+
+    def _check_class_count(self, model: keras.Model) -> None:
+        """Labels and class names against the model's class scores, when its output shape is known already."""
+        try:
+            shape = tuple(model.outputs[0].shape)
+        except (AttributeError, ValueError):  # a Sequential not built yet: checked at the first snapshot
+            return
+        if len(shape) == 2 and shape[1] is not None and shape[1] >= 2:
+            self._class_scores(np.zeros((0, shape[1]), np.float32))
 
     @staticmethod
     def _check_labels(labels: object, n: int) -> np.ndarray | None:
@@ -275,8 +286,8 @@ class LayerSnapshotter:
         tensors: dict[str, np.ndarray] = {}
         scores = None
         if self.layers:
-            if self._outputs is None:  # built at the first snapshot: a Sequential has inputs once it is built
-                self._outputs = LayerOutputs(self.model, self.layers)
+            if self._outputs is None:  # built at the first snapshot: a Sequential without keras.Input has no layer outputs before
+                self._outputs = LayerOutputs(self.model, self.layers, self.inputs)
             tensors, scores = self._outputs(self.inputs)
             if self._outputs.output_rank != 2:
                 scores = scores[:, :0]  # not class scores: no error-case columns
@@ -298,7 +309,7 @@ class LayerSnapshotter:
         """The N×C class scores when the model's output is one (C >= 2 per row, labels below C), else None."""
         if self.labels is None or scores is None or scores.ndim != 2 or scores.shape[1] < 2:
             return None
-        classes = scores.shape[1]
+        classes = int(scores.shape[1])
         if self.labels.max() >= classes:
             raise ValueError(f"Labels go up to {self.labels.max()} but model {self.model.name!r} outputs {classes} "
                              f"class scores; pass labels in [0, {classes}).")

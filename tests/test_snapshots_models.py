@@ -253,3 +253,28 @@ def test_export_model_layers_takes_the_same_arguments_and_embedding_weights_need
         export_model_layers(model, None, None, tmp_path, embedding_layers={"emb": ["a", "b", "c"]})
     with pytest.raises(ValueError, match=r"inputs=None.*also labels"):
         export_model_layers(model, None, np.zeros(10, int), tmp_path, embedding_layers={"emb": None})
+
+
+def test_a_sequential_model_built_by_fit_and_mismatched_class_names_refused_up_front(tmp_path):
+    keras.utils.set_random_seed(8)
+    rows, labels = np.random.default_rng(8).random((N, 3)).astype(np.float32), np.arange(N) % 2
+    model = keras.Sequential([keras.layers.Dense(4, name="hidden"), keras.layers.Dense(2, name="logits")])
+    callback = EmbeddingSnapshots(rows, labels, tmp_path, run="seq", every=0, layers=["hidden"], verbose=False)
+    _fit(model, rows, labels, callback, steps=1)  # no keras.Input: the model is built by fit, before step 1
+    assert set(_tensors(ProjectorClient(tmp_path), "seq")) == {
+        "hidden/step_000000", "hidden/step_000001", "class_weights/step_000000", "class_weights/step_000001"}
+    with pytest.raises(ValueError, match="outputs 2 class scores but 3 class names"):
+        EmbeddingSnapshots(rows, labels, tmp_path / "none", class_names=["a", "b", "c"], model=model)
+    with pytest.raises(ValueError, match=r"Labels go up to 4 but model .* outputs 2 class scores"):
+        EmbeddingSnapshots(rows, np.arange(N) % 5, tmp_path / "none", model=model)
+    assert not (tmp_path / "none").exists()
+
+
+def test_images_outside_the_unit_range_make_no_sprite_and_say_so(tmp_path):
+    images = np.random.default_rng(9).normal(size=(N, 4, 4, 1)).astype(np.float32)
+    inputs = keras.Input((4, 4, 1))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(keras.layers.Flatten()(inputs)))
+    with pytest.warns(UserWarning, match="outside \\[0, 1\\].*`thumbnails=`"):
+        snapshotter = export_model_layers(model, images, np.arange(N) % 2, tmp_path, run="std")
+    assert snapshotter.thumbnails is None
+    assert "sprite" not in ProjectorClient(tmp_path).embedding_info("std", "logits")
