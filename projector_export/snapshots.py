@@ -286,7 +286,7 @@ class LayerSnapshotter:
         tensors: dict[str, np.ndarray] = {}
         scores = None
         if self.layers:
-            if self._outputs is None:  # built at the first snapshot: a Sequential without keras.Input has no layer outputs before
+            if self._outputs is None:  # at the first snapshot: `fit` may not have built a Sequential before
                 self._outputs = LayerOutputs(self.model, self.layers, self.inputs)
             tensors, scores = self._outputs(self.inputs)
             if self._outputs.output_rank != 2:
