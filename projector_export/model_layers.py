@@ -98,19 +98,23 @@ def default_layers(model: keras.Model) -> list[str]:
     return [name for name, layer in named_layers(model).items() if isinstance(layer, FEATURE_LAYER_TYPES)]
 
 
-def layers_of_type(model: keras.Model, types: type | tuple[type, ...]) -> list[keras.layers.Layer]:
-    """The layers of `model` (nested ones included) that are instances of `types`, in model order."""
-    return [layer for layer in named_layers(model).values() if isinstance(layer, types)]
+def layers_of_type(
+    model: keras.Model, types: type | tuple[type, ...], *, nested: bool = True
+) -> list[keras.layers.Layer]:
+    """The layers of `model` that are instances of `types`, in model order; `nested`: also inside nested models
+    (else only the model's own layers, whose `output` and `input` are tensors of the model's graph)."""
+    layers = named_layers(model).values() if nested else model.layers
+    return [layer for layer in layers if isinstance(layer, types)]
 
 
 def conv_layers(model: keras.Model) -> list[keras.layers.Conv2D]:
-    """The model's ``Conv2D`` layers, in model order."""
-    return layers_of_type(model, keras.layers.Conv2D)
+    """The model's own ``Conv2D`` layers, in model order (the pictures read their `input`/`output` directly)."""
+    return layers_of_type(model, keras.layers.Conv2D, nested=False)
 
 
 def feature_map_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The model's ``Conv2D`` and 2-D pooling layers (their outputs are ``h×w×c`` maps), in model order."""
-    return layers_of_type(model, (keras.layers.Conv2D, *POOLING_2D_TYPES))
+    """The model's own ``Conv2D`` and 2-D pooling layers (their outputs are ``h×w×c`` maps), in model order."""
+    return layers_of_type(model, (keras.layers.Conv2D, *POOLING_2D_TYPES), nested=False)
 
 
 def last_conv_layer(model: keras.Model) -> keras.layers.Conv2D:

@@ -100,6 +100,7 @@ def test_layers_by_type_reach_into_nested_models():
     model = _nested()
     assert [layer.name for layer in model_layers.layers_of_type(model, keras.layers.Dense)] == ["hidden", "proj",
                                                                                                "proj"]
+    assert [layer.name for layer in model_layers.layers_of_type(model, keras.layers.Dense, nested=False)] == []
     with pytest.raises(ValueError, match="no Conv2D layer"):
         model_layers.last_conv_layer(model)
 
