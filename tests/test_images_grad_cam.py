@@ -91,3 +91,7 @@ def test_filter_patterns_errors():
         filter_patterns(model, model.get_layer("pool1"))
     with pytest.raises(ValueError, match="high > low"):
         filter_patterns(model, model.get_layer("conv1"), value_range=(1, 1))
+    with pytest.raises(ValueError, match="Received: steps=-1. Expected an int >= 0"):
+        filter_patterns(model, model.get_layer("conv1"), steps=-1)
+    with pytest.raises(TypeError, match="Received: chunk=1.5"):
+        filter_patterns(model, model.get_layer("conv1"), chunk=1.5)

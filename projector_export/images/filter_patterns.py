@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from projector_export.model_layers import extractor
+from projector_export.validation import check_int
 
 NOISE_SPREAD = 0.1
 """Standard deviation of the starting noise, as a fraction of the input range, around its middle."""
@@ -38,10 +39,8 @@ def filter_patterns(
     if layer.data_format != "channels_last":
         raise ValueError(f"filter_patterns() supports channels_last conv layers; {layer.name!r} is "
                          f"{layer.data_format}.")
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0; received steps={steps!r}.")
-    if not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk must be a positive int; received chunk={chunk!r}.")
+    steps = check_int("steps", steps, minimum=0)
+    chunk = check_int("chunk", chunk)
     low, high = (float(v) for v in value_range)
     if not high > low:
         raise ValueError(f"value_range must be (low, high) with high > low; received {value_range}.")
