@@ -339,7 +339,7 @@ class LayerSnapshotter:
     def table(self) -> str:
         """The separability of every snapshot so far: one row per step, one column per tensor."""
         tensors = list(self.records[0].separability) if self.records else []
-        width = max(8, *(len(tensor) + 2 for tensor in tensors))
+        width = max([8, *(len(tensor) + 2 for tensor in tensors)])
         head = f"Separability: leave-one-out {DEFAULT_K}-NN accuracy of {self.n} probe rows per tensor"
         lines = [head, "step".ljust(10) + "".join(tensor.rjust(width) for tensor in tensors) + "seconds".rjust(10)]
         for record in self.records:

@@ -243,7 +243,9 @@ def test_the_pca_note_is_logged_at_the_snapshot_step(tmp_path):
 def test_export_model_layers_takes_the_same_arguments_and_embedding_weights_need_no_probe(tmp_path):
     model = keras.Sequential([keras.Input((5,), dtype="int32"), keras.layers.Embedding(10, 3, name="emb"),
                               keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2, name="dense")])
-    export_model_layers(model, None, None, tmp_path, run="after", embedding_layers={"emb": VOCABULARY})
+    snapshotter = export_model_layers(model, None, None, tmp_path, run="after", embedding_layers={"emb": VOCABULARY})
+    seconds = snapshotter.records[0].seconds
+    assert snapshotter.table().splitlines()[1:] == [f"{'step':<10}{'seconds':>10}", f"{'-':<10}{seconds:>10.1f}"]
     client = ProjectorClient(tmp_path)
     assert _tensors(client, "after") == {"emb": [10, 3]}
     np.testing.assert_array_equal(client.tensor("after", "emb"), model.get_layer("emb").get_weights()[0])
