@@ -5,10 +5,13 @@ separate thumbnails, RGB images, labels=None, a subclassed model (refused withou
 a multi-input multi-output model, a nested model, and the PCA note logged at the snapshot's step.
 """
 
+import urllib.request
+
 import keras
 import numpy as np
 import pytest
 from _projector_client import ProjectorClient, sprite_cell
+from _tensorboard_server import TensorBoardServer
 from tensorboard.backend.event_processing import event_accumulator
 
 from projector_export.error_metadata import COLUMNS
@@ -51,7 +54,20 @@ def text_run(tmp_path_factory):
                                   embedding_layers={"embedding": VOCABULARY}, metadata={"sentence": sentences},
                                   class_names=["a", "b", "c"], verbose=False)
     _fit(model, tokens, labels, callback)
-    return dict(client=ProjectorClient(logdir), model=model, tokens=tokens, labels=labels, sentences=sentences)
+    return dict(client=ProjectorClient(logdir), model=model, tokens=tokens, labels=labels, sentences=sentences,
+                logdir=logdir)
+
+
+def test_the_tensorboard_program_serves_the_vocabulary_and_the_users_column(text_run):
+    with TensorBoardServer(text_run["logdir"]) as server:
+        server.wait_for_plugins(("projector",))
+        route = f"{server.url}/data/plugin/projector"
+        info = server.get_json("/data/plugin/projector/info", run="text")
+        assert {e["tensorName"] for e in info["embeddings"]} >= {"embedding/step_000003", "pooled/step_000003"}
+        with urllib.request.urlopen(f"{route}/metadata?run=text&name=embedding/step_000003", timeout=30) as answer:
+            assert answer.read().decode().splitlines() == [BLANK_VALUE, *VOCABULARY[1:]]
+        with urllib.request.urlopen(f"{route}/metadata?run=text&name=pooled/step_000003", timeout=30) as answer:
+            assert answer.read().decode().splitlines()[0].split("\t") == [*COLUMNS, "sentence"]
 
 
 def test_token_model_exports_the_pooled_layer_the_class_embedding_and_the_embedding_weights(text_run):
