@@ -12,18 +12,23 @@ TensorBoard's front end is Polymer inside shadow DOM; the PROJECTOR lives in an 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 CHROMIUM = "/usr/bin/chromium"  # Debian's `chromium` package (see .ci/run); Playwright's own download is not used
-# Headless on a machine without GPU or internet: the background-networking flags stop Chromium's own
-# connections (refused here) that otherwise flood the log and slow start-up.
+# Headless on a machine without GPU or internet: WebGL (the PROJECTOR's scatter plot) runs on SwiftShader, the
+# CPU renderer, which Chromium enables only when asked with both flags (see docs/browser.md); the
+# background-networking flags stop Chromium's own connections (refused here) that flood the log and slow start-up.
 CHROMIUM_ARGS = (
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
 )
 VIEWPORT = {"width": 1400, "height": 900}
 PROJECTOR_FRAME = "projector_binary.html"
@@ -96,6 +101,23 @@ _POINTS_BY_COLOUR = """p => {
     (groups[key] = groups[key] || []).push(i);
   }
   return groups;
+}"""
+
+
+# Where the scatter plot draws each point: its world position through the camera, in CSS pixels of the canvas.
+_POINTS_ON_SCREEN = """p => {
+  const plot = p.projectorScatterPlotAdapter.scatterPlot, camera = plot.camera;
+  camera.updateMatrixWorld();
+  const P = camera.projectionMatrix.elements, V = camera.matrixWorldInverse.elements;
+  const sprites = plot.visualizers.find(v => v.worldSpacePointPositions && v.texture != null);
+  const positions = sprites.worldSpacePointPositions;
+  const times = (M, v) => [0, 1, 2, 3].map(r => M[r] * v[0] + M[4 + r] * v[1] + M[8 + r] * v[2] + M[12 + r] * v[3]);
+  const out = [];
+  for (let i = 0; i < positions.length / 3; i++) {
+    const c = times(P, times(V, [positions[3 * i], positions[3 * i + 1], positions[3 * i + 2], 1]));
+    out.push([(c[0] / c[3] + 1) / 2 * plot.width, (1 - c[1] / c[3]) / 2 * plot.height]);
+  }
+  return out;
 }"""
 
 
@@ -249,7 +271,13 @@ class ProjectorPage:
         legend = self.frame.locator("vz-projector-legend .item")
         labels = legend.locator(".label").all_text_contents()
         counts = legend.locator(".info").all_text_contents()
-        return {label.strip(): int(count) for label, count in zip(labels, counts)}, self._drawn_colours()
+        return {label.strip(): int(count) for label, count in zip(labels, counts, strict=True)}, self._drawn_colours()
+
+    def start_menus(self) -> dict[str, str]:
+        """What "Label by", the search box's "By" and "Color by" show."""
+        return self._eval("""p => ({label_by: p.dataPanel.selectedLabelOption,
+                                    search_by: p.inspectorPanel.selectedMetadataField,
+                                    color_by: p.dataPanel.selectedColorOptionName})""")
 
     def search(self, column: str, text: str) -> SearchResult:
         """Types `text` in the inspector's search box with "By" set to `column`."""
@@ -304,6 +332,29 @@ class ProjectorPage:
         if not self._eval("p => p.normalizeData"):
             box.click()
         self._wait("p => p.normalizeData && p.dataPanel.normalizeData")
+
+    def show_2d(self) -> None:
+        """Unticks PCA's third component (the Z box), so the scatter plot is flat and drawn without perspective."""
+        if self._eval("p => p.projectionsPanel.pcaIs3d"):
+            self.frame.locator("vz-projector-projections-panel #z-checkbox").click()
+        self._wait("p => p.projectorScatterPlotAdapter.scatterPlot.dimensionality === 2")
+
+    def drawn_point_pixels(self) -> np.ndarray:
+        """The RGB pixel drawn at the centre of every point (N×3 uint8), read from a screenshot of the scatter plot.
+
+        In sprite mode the page draws point i as the sprite cell its shader looks up for i, so this is the
+        thumbnail a person sees at point i (unselected, not hovered).
+        """
+        self.page.mouse.move(0, 0)
+        self._wait("p => p.hoverPointIndex == null && p.selectedPointIndices.length === 0")
+        self._eval("p => p.projectorScatterPlotAdapter.scatterPlot.render()")
+        self.frame.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        centres = np.rint(np.asarray(self._eval(_POINTS_ON_SCREEN))).astype(int)
+        canvas = self.frame.locator("vz-projector #scatter canvas").first
+        shot = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"))
+        inside = (centres >= 0).all(axis=1) & (centres[:, 0] < shot.shape[1]) & (centres[:, 1] < shot.shape[0])
+        assert inside.all(), f"points {np.flatnonzero(~inside).tolist()} drawn outside the plot\n{self.context()}"
+        return shot[centres[:, 1], centres[:, 0]]
 
     def stop_tsne(self) -> None:
         self._eval("p => p.dataSet && p.dataSet.stopTSNE()")
