@@ -21,6 +21,7 @@ import numpy as np
 from projector_export.assets import write_assets
 from projector_export.atomic import write_atomic
 from projector_export.inputs import ExportedTensor, check_inputs
+from projector_export.locking import run_lock
 from projector_export.metadata import STANDALONE_CONFIG_FILENAME
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS
 from projector_export.validation import check_logdir
@@ -51,7 +52,8 @@ def export_standalone(
     """Writes embeddings (same arguments as `export_embeddings`) for the standalone web app.
 
     An existing `projector_config.json` in `out_dir` is updated: an entry of the same
-    tensor name is replaced, others are kept.
+    tensor name is replaced, others are kept. Exports into one folder take turns (a file lock,
+    as exports into one run do), so concurrent ones keep each other's entries.
 
     Raises:
       TypeError, ValueError: for invalid input, before anything is written.
@@ -59,27 +61,28 @@ def export_standalone(
     out_dir = check_logdir(out_dir)
     inputs = check_inputs(embeddings, images=images, metadata=metadata, reduce=reduce, pca_components=pca_components)
     config_path = os.path.join(out_dir, STANDALONE_CONFIG_FILENAME)
-    existing = _read_config(config_path)
+    _read_config(config_path)  # an unreadable config is refused before anything is written
     arrays, described = inputs.reduced()
-
-    os.makedirs(out_dir, exist_ok=True)
-    assets = write_assets(out_dir, "", inputs, dark_on_white=dark_on_white)
-    written = list(assets.written)
-    entries = []
-    for tensor in described:
-        tensor_file = _tensor_filename(tensor.name)
-        path = os.path.join(out_dir, tensor_file)
-        write_atomic(path, arrays[tensor.name].astype("<f4", copy=False).tobytes())
-        written.append(path)
-        entry = {"tensorName": tensor.name, "tensorShape": list(tensor.shape), "tensorPath": tensor_file}
-        if assets.metadata_path:
-            entry["metadataPath"] = assets.metadata_path
-        if assets.sprite_path:
-            entry["sprite"] = {"imagePath": assets.sprite_path, "singleImageDim": list(assets.sprite_cell_size)}
-        entries.append(entry)
-    new_names = {e["tensorName"] for e in entries}
-    kept = [e for e in existing.get("embeddings", []) if e.get("tensorName") not in new_names]
-    write_atomic(config_path, json.dumps({**existing, "embeddings": kept + entries}, indent=2, ensure_ascii=False))
+    with run_lock(out_dir):
+        existing = _read_config(config_path)  # read again under the lock: another export may have added to it
+        assets = write_assets(out_dir, "", inputs, dark_on_white=dark_on_white)
+        written = list(assets.written)
+        entries = []
+        for tensor in described:
+            tensor_file = _tensor_filename(tensor.name)
+            path = os.path.join(out_dir, tensor_file)
+            write_atomic(path, arrays[tensor.name].astype("<f4", copy=False).tobytes())
+            written.append(path)
+            entry = {"tensorName": tensor.name, "tensorShape": list(tensor.shape), "tensorPath": tensor_file}
+            if assets.metadata_path:
+                entry["metadataPath"] = assets.metadata_path
+            if assets.sprite_path:
+                entry["sprite"] = {"imagePath": assets.sprite_path, "singleImageDim": list(assets.sprite_cell_size)}
+            entries.append(entry)
+        new_names = {e["tensorName"] for e in entries}
+        kept = [e for e in existing.get("embeddings", []) if e.get("tensorName") not in new_names]
+        config = {**existing, "embeddings": kept + entries}
+        write_atomic(config_path, json.dumps(config, indent=2, ensure_ascii=False))
     written.append(config_path)
     return StandaloneResult(out_dir=out_dir, config_path=config_path, tensors=tuple(described),
                             files_written=tuple(written))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -16,7 +17,8 @@ def test_config_and_files_hold_what_went_in(tmp_path):
     x = rng.standard_normal((5, 3))
     wide = rng.standard_normal((5, 300))
     images = rng.integers(0, 256, (5, 2, 3), dtype=np.uint8)
-    result = export_standalone(tmp_path, {"layer/a": x, "wide": wide}, images=images, metadata={"y": [1, 2, 3, 4, 5], "z": list("abcde")})
+    result = export_standalone(tmp_path, {"layer/a": x, "wide": wide}, images=images,
+                               metadata={"y": [1, 2, 3, 4, 5], "z": list("abcde")})
     config = json.loads((tmp_path / "projector_config.json").read_text(encoding="utf-8"))
     a, w = config["embeddings"]
     assert a["tensorName"] == "layer/a" and a["tensorShape"] == [5, 3]
@@ -46,3 +48,16 @@ def test_names_that_look_alike_get_different_files(tmp_path):
     export_standalone(tmp_path, {"a/b": np.zeros((2, 2)), "a_b": np.ones((2, 2))})
     paths = [e["tensorPath"] for e in json.loads((tmp_path / "projector_config.json").read_text())["embeddings"]]
     assert len(set(paths)) == 2
+
+
+def test_concurrent_exports_into_one_folder_keep_every_entry(tmp_path):
+    # Each export reads the config, writes its files, then writes the config back: without a lock, exports
+    # that overlap overwrite each other's entries.
+    names = [f"t{i}" for i in range(30)]
+    rng = np.random.default_rng(0)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for future in [pool.submit(export_standalone, tmp_path, {name: rng.standard_normal((50, 4))},
+                                   images=np.zeros((50, 4, 4), dtype=np.uint8)) for name in names]:
+            future.result()
+    config = json.loads((tmp_path / "projector_config.json").read_text(encoding="utf-8"))
+    assert sorted(e["tensorName"] for e in config["embeddings"]) == sorted(names)
