@@ -7,6 +7,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from projector_export import export_standalone
@@ -61,3 +62,19 @@ def test_concurrent_exports_into_one_folder_keep_every_entry(tmp_path):
             future.result()
     config = json.loads((tmp_path / "projector_config.json").read_text(encoding="utf-8"))
     assert sorted(e["tensorName"] for e in config["embeddings"]) == sorted(names)
+
+
+def test_base_url_makes_every_path_a_url_under_it(tmp_path):
+    export_standalone(tmp_path, {"a": np.zeros((3, 2))}, images=np.zeros((3, 2, 2), dtype=np.uint8),
+                      metadata=["x", "y", "z"], base_url="https://example.org/emb")
+    (entry,) = json.loads((tmp_path / "projector_config.json").read_text(encoding="utf-8"))["embeddings"]
+    paths = [entry["tensorPath"], entry["metadataPath"], entry["sprite"]["imagePath"]]
+    assert all(path.startswith("https://example.org/emb/") for path in paths)
+    assert all((tmp_path / path.rsplit("/", 1)[1]).is_file() for path in paths)
+
+
+@pytest.mark.parametrize("url", ["example.org/emb", "file:///tmp/emb", "https://example.org/emb?x=1", "/emb/"])
+def test_a_base_url_that_is_no_http_url_is_refused_before_anything_is_written(tmp_path, url):
+    with pytest.raises(ValueError, match="Invalid base_url"):
+        export_standalone(tmp_path / "out", {"a": np.zeros((3, 2))}, base_url=url)
+    assert not (tmp_path / "out").exists()
