@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's `chromium` package (see .ci/run); Playwright's own download is not used
+CHROMIUM = "/usr/bin/chromium"  # Debian's `chromium` (scripts/install-chromium); Playwright's download is not used
 # Headless on a machine without GPU or internet: WebGL (the PROJECTOR's scatter plot) runs on SwiftShader, the
 # CPU renderer, which Chromium enables only when asked with both flags (see docs/browser.md); the
 # background-networking flags stop Chromium's own connections (refused here) that flood the log and slow start-up.
@@ -42,7 +42,7 @@ def launch_chromium(playwright):
     """Debian's Chromium, headless; a clear error naming the install command when it is missing."""
     if not os.access(CHROMIUM, os.X_OK):
         raise RuntimeError(f"{CHROMIUM} not found: the browser tests use Debian's Chromium; "
-                           "install it with `apt-get install -y chromium` (as .ci/run does)")
+                           "install it with scripts/install-chromium (README's first set-up command runs it)")
     return playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS), headless=True)
 
 
