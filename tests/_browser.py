@@ -12,15 +12,22 @@ TensorBoard's front end is Polymer inside shadow DOM; the PROJECTOR lives in an 
 
 from __future__ import annotations
 
+import html
+import http.server
 import io
 import os
 import re
+import shutil
+import threading
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tensorboard
 from PIL import Image
+from tensorboard.plugins import projector as projector_plugin
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's `chromium` (scripts/install-chromium); Playwright's download is not used
 # Headless on a machine without GPU or internet: WebGL (the PROJECTOR's scatter plot) runs on SwiftShader, the
@@ -54,6 +61,8 @@ class ConsoleLog:
         self.errors: list[str] = []
         page.on("console", self._on_console)
         page.on("pageerror", lambda error: self._add(f"uncaught exception: {error}", error=True))
+        # The console's "Failed to load resource" lines do not say which: record the failing requests.
+        page.on("response", lambda r: r.status >= 400 and self._add(f"HTTP {r.status}: {r.url}", error=False))
 
     def _on_console(self, message) -> None:
         if not any(text in message.text for text in _BENIGN_CONSOLE):
@@ -121,6 +130,34 @@ _POINTS_ON_SCREEN = """p => {
 }"""
 
 
+# Images that spell their index in one solid colour (8 levels per channel, 30 apart), so the pixel drawn at a
+# point tells which sprite cell the page drew there.
+_LEVEL0, _LEVEL_STEP = 40, 30
+
+
+def index_images(n: int, side: int = 8) -> np.ndarray:
+    """n RGB images of side×side px, image i one solid colour that spells i (n ≤ 512)."""
+    i = np.arange(n)
+    colours = (_LEVEL0 + _LEVEL_STEP * np.stack([i % 8, i // 8 % 8, i // 64], axis=1)).astype(np.uint8)
+    return np.broadcast_to(colours[:, None, None, :], (n, side, side, 3)).copy()
+
+
+def index_of_colour(pixels: np.ndarray) -> np.ndarray:
+    """The index each drawn RGB colour spells; -1 for a pixel that is no index colour (an empty cell is black)."""
+    levels = np.rint((pixels.astype(float) - _LEVEL0) / _LEVEL_STEP)
+    exact = np.abs(pixels - (_LEVEL0 + _LEVEL_STEP * levels)).max(axis=1) <= 6
+    valid = exact & (levels >= 0).all(axis=1) & (levels <= 7).all(axis=1)
+    return np.where(valid, levels[:, 0] + 8 * levels[:, 1] + 64 * levels[:, 2], -1).astype(int)
+
+
+def lattice(n: int) -> np.ndarray:
+    """n×3 points on a lattice with different spreads along x, y, z: PCA's axes are the lattice's, so its 2-D
+    view draws every point well apart from the others."""
+    i = np.arange(n)
+    columns = int(np.ceil(np.sqrt(n)))
+    return np.stack([i % columns, i // columns * 1.3, i * 0.37 % 1 * 0.05], axis=1).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class LoadedData:
     """What the PROJECTOR holds for the loaded tensor."""
@@ -145,13 +182,18 @@ class SearchResult:
 class ProjectorPage:
     """TensorBoard's PROJECTOR tab in one browser page, worked through its own controls."""
 
-    def __init__(self, page, base_url: str, *, timeout_ms: float = 60_000):
+    def __init__(self, page, base_url: str, *, timeout_ms: float = 60_000, app_page: bool = False):
+        """`base_url`: TensorBoard's address; with `app_page`, the address of a page holding the projector app."""
         self.page = page
         self.log = ConsoleLog(page)
         self.timeout_ms = timeout_ms
         page.set_default_timeout(timeout_ms)
-        page.goto(f"{base_url}/#projector")
-        self.frame = self._projector_frame()
+        if app_page:
+            page.goto(base_url)
+            self.frame = page.main_frame
+        else:
+            page.goto(f"{base_url}/#projector")
+            self.frame = self._projector_frame()
         self.projector = self.frame.wait_for_function(_FIND_PROJECTOR).as_element()
         self._wait_loaded()
 
@@ -429,3 +471,57 @@ def dashboard_contents(browser, url: str, expected_count: int, screenshot: Path,
     if log.errors:
         raise AssertionError(f"{url}: the page reported errors\n{log.report()}")
     return shown
+
+
+# ---- the standalone Embedding Projector app -----------------------------------------------------------------
+class StaticServer:
+    """A folder over HTTP on 127.0.0.1 (an OS-chosen port) in a thread; with `allow_origin`, every answer carries
+    that `Access-Control-Allow-Origin` (as docs/standalone.md's data server does). A context manager."""
+
+    def __init__(self, folder: Path, *, allow_origin: str | None = None):
+        self.failed: list[str] = []  # "status request line" of every answer that is an HTTP error
+        failed = self.failed
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(folder), **kwargs)
+
+            def end_headers(self):
+                if allow_origin:
+                    self.send_header("Access-Control-Allow-Origin", allow_origin)
+                super().end_headers()
+
+            def log_message(self, format, *args):
+                if len(args) > 1 and str(args[1]).startswith(("4", "5")):
+                    failed.append(f"{args[1]} {args[0]}")
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> StaticServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def write_projector_app(folder: Path, config_url: str) -> Path:
+    """The projector web app TensorBoard bundles (`vz-projector-app` in projector_binary.js) as a page in `folder`,
+    in its "demo" serving mode, which loads `config_url` (a projector_config.json), as the public app does;
+    with the Roboto fonts the page asks for, from TensorBoard's own web files."""
+    bundle = Path(projector_plugin.__file__).parent / "tf_projector_plugin"
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(Path(tensorboard.__file__).parent / "webfiles.zip") as web_files:
+        web_files.extractall(folder, [name for name in web_files.namelist() if name.startswith("font-roboto/")])
+    shutil.copy(bundle / "projector_binary.js", folder / "projector_binary.js")
+    page = (bundle / "projector_binary.html").read_text(encoding="utf-8")
+    app = (f'<vz-projector-app serving-mode="demo" projector-config-json-path="{html.escape(config_url)}">'
+           "</vz-projector-app>")
+    assert "<vz-projector-dashboard></vz-projector-dashboard>" in page, "TensorBoard's projector page changed"
+    page = page.replace("<vz-projector-dashboard></vz-projector-dashboard>", app)
+    page = page.replace("</head>", '<link rel="icon" href="data:,"></head>', 1)  # no favicon.ico request
+    (folder / "index.html").write_text(page, encoding="utf-8")
+    return folder / "index.html"

@@ -19,7 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _browser import VIEWPORT, ProjectorPage, dashboard_contents, launch_chromium
+from _browser import (
+    VIEWPORT,
+    ProjectorPage,
+    dashboard_contents,
+    index_images,
+    index_of_colour,
+    lattice,
+    launch_chromium,
+)
 from _tensorboard_server import TensorBoardServer
 from google.protobuf import text_format
 from PIL import Image
@@ -255,24 +263,8 @@ def test_images_tab_shows_every_image_tag(browser, board, logdir, shots):
 
 
 # ---- thumbnails as drawn ------------------------------------------------------------------------------------
-# Each image is one solid colour that spells its index (8 levels per channel, 30 apart), so the pixel drawn at
-# a point tells which sprite cell the page drew there. 500 = the README's probe pictures; 10 = a class embedding.
+# 500 = the README's probe pictures (23×22 cells in a near-square grid); 10 = a class embedding (4×3).
 THUMBNAIL_RUN, THUMBNAIL_SIZES = "thumbnails", (500, 10)
-_LEVEL0, _LEVEL_STEP = 40, 30
-
-
-def _index_colours(n: int) -> np.ndarray:
-    i = np.arange(n)
-    return (_LEVEL0 + _LEVEL_STEP * np.stack([i % 8, i // 8 % 8, i // 64], axis=1)).astype(np.uint8)
-
-
-def _index_of_colour(pixels: np.ndarray) -> np.ndarray:
-    """The index each drawn colour spells; -1 for a pixel that is no index colour (an empty cell is black)."""
-    levels = np.rint((pixels.astype(float) - _LEVEL0) / _LEVEL_STEP)
-    exact = np.abs(pixels - (_LEVEL0 + _LEVEL_STEP * levels)).max(axis=1) <= 6
-    valid = exact & (levels >= 0).all(axis=1) & (levels <= 7).all(axis=1)
-    index = levels[:, 0] + 8 * levels[:, 1] + 64 * levels[:, 2]
-    return np.where(valid, index, -1).astype(int)
 
 
 @pytest.fixture(scope="module")
@@ -280,13 +272,8 @@ def thumbnails_projector(browser, tmp_path_factory):
     """A run with one tensor per size: points on a lattice (well apart once drawn), 8×8 px thumbnails."""
     logdir = tmp_path_factory.mktemp("thumbnail-logs")
     for n in THUMBNAIL_SIZES:
-        i = np.arange(n)
-        columns = int(np.ceil(np.sqrt(n)))
-        # A lattice with different spreads along x, y, z: PCA's axes are the lattice's, its 2-D view keeps it.
-        points = np.stack([i % columns, i // columns * 1.3, i * 0.37 % 1 * 0.05], axis=1).astype(np.float32)
-        images = np.broadcast_to(_index_colours(n)[:, None, None, :], (n, 8, 8, 3))
-        export_embeddings(logdir, {f"n{n}": points}, run=THUMBNAIL_RUN, images=images, reduce=None,
-                          metadata={"index": i, "label": [f"class {k % 3}" for k in i]})
+        export_embeddings(logdir, {f"n{n}": lattice(n)}, run=THUMBNAIL_RUN, images=index_images(n), reduce=None,
+                          metadata={"index": np.arange(n), "label": [f"class {k % 3}" for k in range(n)]})
     with TensorBoardServer(logdir) as server:
         server.wait_for_plugins(("projector",))
         page = browser.new_page(viewport=VIEWPORT)
@@ -300,7 +287,7 @@ def test_every_point_is_drawn_with_its_own_thumbnail(thumbnails_projector, n, sh
     loaded = projector.select_tensor(f"n{n}")
     assert loaded.points == n and loaded.sprite_mode, projector.context()
     projector.show_2d()
-    drawn = _index_of_colour(projector.drawn_point_pixels())
+    drawn = index_of_colour(projector.drawn_point_pixels())
     projector.screenshot(shots / f"thumbnails-{n}.png")
     wrong = {i: int(d) for i, d in enumerate(drawn) if d != i}
     assert not wrong, (f"{len(wrong)} of {n} points drawn with another thumbnail (point: thumbnail drawn, -1 "

@@ -78,3 +78,50 @@ def test_a_base_url_that_is_no_http_url_is_refused_before_anything_is_written(tm
     with pytest.raises(ValueError, match="Invalid base_url"):
         export_standalone(tmp_path / "out", {"a": np.zeros((3, 2))}, base_url=url)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.browser
+def test_web_app_on_another_origin_opens_the_folder_by_its_url(tmp_path):
+    # The app page and the data are served from different folders on different ports (origins); the data
+    # server sends the CORS header the app's origin needs. What the page holds and draws is checked.
+    from _browser import (
+        VIEWPORT,
+        ProjectorPage,
+        StaticServer,
+        index_images,
+        index_of_colour,
+        lattice,
+        launch_chromium,
+        write_projector_app,
+    )
+    from playwright.sync_api import sync_playwright
+
+    n = 500
+    labels = [f"class {i % 3}" for i in range(n)]
+    with StaticServer(tmp_path / "app") as app:
+        with StaticServer(tmp_path / "data", allow_origin=app.url) as data:
+            export_standalone(tmp_path / "data", {"lattice": lattice(n)}, images=index_images(n), reduce=None,
+                              metadata={"index": list(range(n)), "label": labels}, base_url=f"{data.url}/")
+            write_projector_app(tmp_path / "app", f"{data.url}/projector_config.json")
+            with sync_playwright() as playwright:
+                browser = launch_chromium(playwright)
+                try:
+                    projector = ProjectorPage(browser.new_page(viewport=VIEWPORT), f"{app.url}/index.html",
+                                              app_page=True)
+                    loaded = projector.loaded()
+                    assert (loaded.tensor, loaded.points, loaded.dimension) == ("lattice", n, 3), projector.context()
+                    assert loaded.status_text == f"Points: {n} | Dimension: 3"
+                    assert loaded.index_column == [str(i) for i in range(n)]
+                    found = projector.search("label", "class 1")
+                    expected = [i for i in range(n) if labels[i] == "class 1"]
+                    assert found.message == f"{len(expected)} matches.", projector.context()
+                    assert found.selected == found.highlighted == expected
+                    projector.clear_search()
+                    projector.show_2d()
+                    drawn = index_of_colour(projector.drawn_point_pixels())
+                    wrong = {i: int(d) for i, d in enumerate(drawn) if d != i}
+                    assert not wrong, f"{len(wrong)} of {n} points drawn with another thumbnail: {wrong}"
+                    assert not projector.log.errors and not projector.shown_problems(), (
+                        f"{projector.context()}\nHTTP errors: {app.failed + data.failed}")
+                finally:
+                    browser.close()
