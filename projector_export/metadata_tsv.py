@@ -2,8 +2,10 @@
 
 The PROJECTOR reads a header row only when the first line contains a tab, so a single
 column is written without a header (it is shown as "label") and several columns with one.
-It skips lines that are blank after trimming, which would shift every later row, so blank
-values are written as `BLANK_VALUE`.
+It skips lines that are blank after trimming, which would shift every later row, and it reads
+an empty field as null, on which its search throws (it calls `toString()` on every value of the
+searched column) and finds nothing. So every blank value, not only a wholly blank row, is
+written as `BLANK_VALUE`: e.g. the `error` of a right row, so that searching `4→9` in `error` works.
 """
 
 from __future__ import annotations
