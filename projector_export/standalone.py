@@ -69,7 +69,7 @@ def export_standalone(
       TypeError, ValueError: for invalid input, before anything is written.
     """
     out_dir = check_logdir(out_dir)
-    prefix = _check_base_url(base_url)
+    prefix = check_base_url(base_url)
     inputs = check_inputs(embeddings, images=images, metadata=metadata, reduce=reduce, pca_components=pca_components)
     config_path = os.path.join(out_dir, STANDALONE_CONFIG_FILENAME)
     _read_config(config_path)  # an unreadable config is refused before anything is written
@@ -100,7 +100,7 @@ def export_standalone(
                             files_written=tuple(written))
 
 
-def _check_base_url(base_url: str | None) -> str:
+def check_base_url(base_url: str | None) -> str:
     """The prefix for the config's paths: "" without `base_url`, else the URL ending in "/"."""
     if base_url is None:
         return ""

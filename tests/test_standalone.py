@@ -125,3 +125,19 @@ def test_web_app_on_another_origin_opens_the_folder_by_its_url(tmp_path):
                         f"{projector.context()}\nHTTP errors: {app.failed + data.failed}")
                 finally:
                     browser.close()
+
+
+def test_cli_standalone_url_writes_urls_and_a_bad_one_writes_nothing(tmp_path, capsys):
+    from projector_export import cli
+
+    np.save(tmp_path / "e.npy", np.zeros((3, 2), dtype=np.float32))
+    argv = ["--logdir", str(tmp_path / "logs"), "--embedding", f"e={tmp_path / 'e.npy'}",
+            "--standalone", str(tmp_path / "web")]
+    assert cli.main([*argv, "--standalone-url", "https://example.org/web/"]) == 0
+    (entry,) = json.loads((tmp_path / "web" / "projector_config.json").read_text(encoding="utf-8"))["embeddings"]
+    assert entry["tensorPath"].startswith("https://example.org/web/")
+    capsys.readouterr()
+    argv = [argv[0], str(tmp_path / "logs2"), *argv[2:-1], str(tmp_path / "web2")]
+    assert cli.main([*argv, "--standalone-url", "example.org/web"]) == 2
+    assert "--standalone-url: Invalid base_url 'example.org/web'" in capsys.readouterr().err
+    assert not (tmp_path / "logs2").exists() and not (tmp_path / "web2").exists()
