@@ -19,7 +19,7 @@ from projector_export.inputs import Inputs
 from projector_export.sprite import cell_size, make_sprite
 
 # Bumped when the sprite/metadata encoding changes, so content-addressed names change too.
-_FORMAT_VERSION = b"1"
+_FORMAT_VERSION = b"2"
 ASSET_NAME_RE = re.compile(r"(sprite-[0-9a-f]{16}\.png|metadata-[0-9a-f]{16}\.tsv)$")
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from projector_export.exporter import export_embeddings
 from projector_export.inputs import REDUCE_OPTIONS
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM
-from projector_export.standalone import export_standalone
+from projector_export.standalone import check_base_url, export_standalone
 
 _PROG = "projector-export"
 
@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"principal components kept when reducing (default {DEFAULT_PCA_COMPONENTS})")
     parser.add_argument("--standalone", metavar="OUT_DIR",
                         help="also write a folder for the standalone Embedding Projector web app")
+    parser.add_argument("--standalone-url", metavar="URL",
+                        help="where the --standalone folder will be served; its config then holds URLs under it, "
+                             "so the web app can open it from another page (docs/standalone.md)")
     model = parser.add_argument_group("a trained Keras model's layers on the MNIST test images (instead of --embedding)")
     model.add_argument("--model", metavar="MODEL.keras", help="saved Keras model, e.g. logs/<run>/model.keras")
     model.add_argument("--layers", metavar="A,B,C", help="layers to export (default: every convolution and dense layer)")
@@ -91,12 +94,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             embeddings.update(source(args))
         if not embeddings:
             raise ValueError("No embeddings: give at least one --embedding NAME=FILE.npy.")
+        if args.standalone_url is not None and args.standalone is None:
+            raise ValueError("--standalone-url names where the --standalone folder is served: give --standalone too.")
+        try:
+            check_base_url(args.standalone_url)
+        except ValueError as e:
+            raise ValueError(f"--standalone-url: {e}") from None
         images = None if args.images is None else _load_npy(args.images, "--images")
         metadata = _metadata(args)
         options = dict(images=images, metadata=metadata, reduce=args.reduce,
                        pca_components=args.pca_components, dark_on_white=args.dark_on_white)
         result = export_embeddings(args.logdir, embeddings, run=args.run, **options)
-        standalone = None if args.standalone is None else export_standalone(args.standalone, embeddings, **options)
+        standalone = None if args.standalone is None else export_standalone(
+            args.standalone, embeddings, base_url=args.standalone_url, **options)
     except (ValueError, TypeError, OSError) as e:
         message = " ".join(str(e).split())  # one line, whatever the exception text holds
         print(f"{_PROG}: error: {message}", file=sys.stderr)
@@ -118,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def export_model(args: argparse.Namespace) -> int:
     """The `--model MODEL.keras [--layers A,B] [--data-dir DIR] [--probe-size N]` mode: every chosen layer of a
     saved model on the first N MNIST test images, with error-case metadata, the sprite and the class embedding."""
-    if args.embedding or args.labels or args.metadata or args.images or args.standalone:
+    if args.embedding or args.labels or args.metadata or args.images or args.standalone or args.standalone_url:
         print(f"{_PROG}: error: --model exports the model's own layers, labels and images; it cannot be combined "
               f"with --embedding, --labels, --metadata, --images or --standalone.", file=sys.stderr)
         return 2

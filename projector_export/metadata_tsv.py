@@ -2,8 +2,10 @@
 
 The PROJECTOR reads a header row only when the first line contains a tab, so a single
 column is written without a header (it is shown as "label") and several columns with one.
-It skips lines that are blank after trimming, which would shift every later row, so blank
-values are written as `BLANK_VALUE`.
+It skips lines that are blank after trimming, which would shift every later row, and it reads
+an empty field as null, on which its search throws (it calls `toString()` on every value of the
+searched column) and finds nothing. So every blank value, not only a wholly blank row, is
+written as `BLANK_VALUE`: e.g. the `error` of a right row, so that searching `4→9` in `error` works.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ def check_metadata(metadata: object, n_rows: int | None) -> Columns:
     """
     if isinstance(metadata, Mapping):
         if not metadata:
-            raise ValueError("Invalid metadata: received an empty mapping, expected at least one column name -> N values.")
+            raise ValueError(
+                "Invalid metadata: received an empty mapping, expected at least one column name -> N values."
+            )
         raw = dict(metadata)
     elif _is_sequence(metadata):
         raw = {"label": metadata}
@@ -48,7 +52,9 @@ def check_metadata(metadata: object, n_rows: int | None) -> Columns:
         if not isinstance(name, str):
             raise TypeError(f"Invalid metadata column name {name!r}: expected a str, received {type(name).__name__}.")
         if not name.strip(_BREAKING_CHARS + " ") or any(c in name for c in _BREAKING_CHARS):
-            raise ValueError(f"Invalid metadata column name {name!r}: expected non-blank text without tabs or line breaks.")
+            raise ValueError(
+                f"Invalid metadata column name {name!r}: expected non-blank text without tabs or line breaks."
+            )
         if not _is_sequence(values):
             raise TypeError(
                 f"Invalid metadata column {name!r}: expected a sequence of N values (list, tuple, 1-D array), "

@@ -1,4 +1,11 @@
-"""The sprite: all N thumbnails tiled into one PNG, cell i = image i, row-major."""
+"""The sprite: all N thumbnails tiled into one PNG, cell i = image i, row-major, in a square grid.
+
+The grid is always n×n cells, n = ceil(sqrt(N)), the last cells left empty: TensorBoard's
+PROJECTOR finds cell i of the scatter plot's texture at column `i mod columns` and row
+`floor(i / rows)` (its point shader divides by the row count), and its inspector scales the
+sprite by the column count in both directions, so any grid with fewer rows than columns draws
+other images' thumbnails.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ class Sprite:
     """A sprite sheet ready to save.
 
     Attributes:
-      pixels: uint8 array (rows*cell_h, cols*cell_w[, 3]) holding the tiled thumbnails.
+      pixels: uint8 array (n*cell_h, n*cell_w[, 3]) holding the tiled thumbnails, n = `grid_side(N)`.
       cell_size: (width, height) of one cell in pixels, TensorBoard's `single_image_dim`.
     """
 
@@ -85,7 +92,7 @@ def check_images(images: object, n_rows: int | None) -> np.ndarray:
 
 
 def make_sprite(images: np.ndarray, *, dark_on_white: bool = False) -> Sprite:
-    """Tiles checked `images` into a near-square grid, image i at row i // cols, column i % cols.
+    """Tiles checked `images` into an n×n grid (n = `grid_side(N)`), image i at row i // n, column i % n.
 
     The cell is the image size unless the grid would exceed `MAX_SPRITE_SIZE_PX` per side; then
     every thumbnail is scaled down by the same factor (with a warning). `dark_on_white` inverts
@@ -95,7 +102,7 @@ def make_sprite(images: np.ndarray, *, dark_on_white: bool = False) -> Sprite:
     if pixels.ndim == 4 and pixels.shape[3] == 1:
         pixels = pixels[..., 0]
     n, height, width = pixels.shape[:3]
-    rows, cols = grid_shape(n)
+    rows = cols = grid_side(n)
     padded = np.zeros((rows * cols,) + pixels.shape[1:], dtype=np.uint8)
     padded[:n] = pixels
     # (rows*cols, h, w[, c]) -> (rows, h, cols, w[, c]) -> (rows*h, cols*w[, c]) in one reshape.
@@ -118,18 +125,18 @@ def make_sprite(images: np.ndarray, *, dark_on_white: bool = False) -> Sprite:
     return Sprite(pixels=sheet, cell_size=cell)
 
 
-def grid_shape(n: int) -> tuple[int, int]:
-    """(rows, cols) of the near-square grid holding `n` cells."""
-    cols = math.ceil(math.sqrt(n))
-    return math.ceil(n / cols), cols
+def grid_side(n: int) -> int:
+    """ceil(sqrt(n)): the columns (and, in a sprite, also the rows) of the grid holding `n` cells."""
+    side = math.isqrt(n)
+    return side + (side * side < n)
 
 
 def cell_size(images_shape: tuple[int, ...]) -> tuple[int, int]:
     """(width, height) of one sprite cell for images of this shape: the image size, scaled
-    down (keeping its aspect ratio) when the grid would exceed `MAX_SPRITE_SIZE_PX` per side."""
+    down (keeping its aspect ratio) when the n×n grid would exceed `MAX_SPRITE_SIZE_PX` per side."""
     n, height, width = images_shape[:3]
-    rows, cols = grid_shape(n)
-    scale = min(1.0, MAX_SPRITE_SIZE_PX / (cols * width), MAX_SPRITE_SIZE_PX / (rows * height))
+    side = grid_side(n)
+    scale = min(1.0, MAX_SPRITE_SIZE_PX / (side * width), MAX_SPRITE_SIZE_PX / (side * height))
     if scale >= 1.0:
         return width, height
     return max(1, int(width * scale)), max(1, int(height * scale))

@@ -12,18 +12,30 @@ TensorBoard's front end is Polymer inside shadow DOM; the PROJECTOR lives in an 
 
 from __future__ import annotations
 
+import html
+import http.server
+import io
 import os
 import re
+import shutil
+import threading
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's `chromium` package (see .ci/run); Playwright's own download is not used
-# Headless on a machine without GPU or internet: the background-networking flags stop Chromium's own
-# connections (refused here) that otherwise flood the log and slow start-up.
+import numpy as np
+import tensorboard
+from PIL import Image
+from tensorboard.plugins import projector as projector_plugin
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's `chromium` (scripts/install-chromium); Playwright's download is not used
+# Headless on a machine without GPU or internet: WebGL (the PROJECTOR's scatter plot) runs on SwiftShader, the
+# CPU renderer, which Chromium enables only when asked with both flags (see docs/browser.md); the
+# background-networking flags stop Chromium's own connections (refused here) that flood the log and slow start-up.
 CHROMIUM_ARGS = (
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
 )
 VIEWPORT = {"width": 1400, "height": 900}
 PROJECTOR_FRAME = "projector_binary.html"
@@ -37,7 +49,7 @@ def launch_chromium(playwright):
     """Debian's Chromium, headless; a clear error naming the install command when it is missing."""
     if not os.access(CHROMIUM, os.X_OK):
         raise RuntimeError(f"{CHROMIUM} not found: the browser tests use Debian's Chromium; "
-                           "install it with `apt-get install -y chromium` (as .ci/run does)")
+                           "install it with scripts/install-chromium (README's first set-up command runs it)")
     return playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS), headless=True)
 
 
@@ -49,6 +61,8 @@ class ConsoleLog:
         self.errors: list[str] = []
         page.on("console", self._on_console)
         page.on("pageerror", lambda error: self._add(f"uncaught exception: {error}", error=True))
+        # The console's "Failed to load resource" lines do not say which: record the failing requests.
+        page.on("response", lambda r: r.status >= 400 and self._add(f"HTTP {r.status}: {r.url}", error=False))
 
     def _on_console(self, message) -> None:
         if not any(text in message.text for text in _BENIGN_CONSOLE):
@@ -99,6 +113,51 @@ _POINTS_BY_COLOUR = """p => {
 }"""
 
 
+# Where the scatter plot draws each point: its world position through the camera, in CSS pixels of the canvas.
+_POINTS_ON_SCREEN = """p => {
+  const plot = p.projectorScatterPlotAdapter.scatterPlot, camera = plot.camera;
+  camera.updateMatrixWorld();
+  const P = camera.projectionMatrix.elements, V = camera.matrixWorldInverse.elements;
+  const sprites = plot.visualizers.find(v => v.worldSpacePointPositions && v.texture != null);
+  const positions = sprites.worldSpacePointPositions;
+  const times = (M, v) => [0, 1, 2, 3].map(r => M[r] * v[0] + M[4 + r] * v[1] + M[8 + r] * v[2] + M[12 + r] * v[3]);
+  const out = [];
+  for (let i = 0; i < positions.length / 3; i++) {
+    const c = times(P, times(V, [positions[3 * i], positions[3 * i + 1], positions[3 * i + 2], 1]));
+    out.push([(c[0] / c[3] + 1) / 2 * plot.width, (1 - c[1] / c[3]) / 2 * plot.height]);
+  }
+  return out;
+}"""
+
+
+# Images that spell their index in one solid colour (8 levels per channel, 30 apart), so the pixel drawn at a
+# point tells which sprite cell the page drew there.
+_LEVEL0, _LEVEL_STEP = 40, 30
+
+
+def index_images(n: int, side: int = 8) -> np.ndarray:
+    """n RGB images of side×side px, image i one solid colour that spells i (n ≤ 512)."""
+    i = np.arange(n)
+    colours = (_LEVEL0 + _LEVEL_STEP * np.stack([i % 8, i // 8 % 8, i // 64], axis=1)).astype(np.uint8)
+    return np.broadcast_to(colours[:, None, None, :], (n, side, side, 3)).copy()
+
+
+def index_of_colour(pixels: np.ndarray) -> np.ndarray:
+    """The index each drawn RGB colour spells; -1 for a pixel that is no index colour (an empty cell is black)."""
+    levels = np.rint((pixels.astype(float) - _LEVEL0) / _LEVEL_STEP)
+    exact = np.abs(pixels - (_LEVEL0 + _LEVEL_STEP * levels)).max(axis=1) <= 6
+    valid = exact & (levels >= 0).all(axis=1) & (levels <= 7).all(axis=1)
+    return np.where(valid, levels[:, 0] + 8 * levels[:, 1] + 64 * levels[:, 2], -1).astype(int)
+
+
+def lattice(n: int) -> np.ndarray:
+    """n×3 points on a lattice with different spreads along x, y, z: PCA's axes are the lattice's, so its 2-D
+    view draws every point well apart from the others."""
+    i = np.arange(n)
+    columns = int(np.ceil(np.sqrt(n)))
+    return np.stack([i % columns, i // columns * 1.3, i * 0.37 % 1 * 0.05], axis=1).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class LoadedData:
     """What the PROJECTOR holds for the loaded tensor."""
@@ -123,13 +182,18 @@ class SearchResult:
 class ProjectorPage:
     """TensorBoard's PROJECTOR tab in one browser page, worked through its own controls."""
 
-    def __init__(self, page, base_url: str, *, timeout_ms: float = 60_000):
+    def __init__(self, page, base_url: str, *, timeout_ms: float = 60_000, app_page: bool = False):
+        """`base_url`: TensorBoard's address; with `app_page`, the address of a page holding the projector app."""
         self.page = page
         self.log = ConsoleLog(page)
         self.timeout_ms = timeout_ms
         page.set_default_timeout(timeout_ms)
-        page.goto(f"{base_url}/#projector")
-        self.frame = self._projector_frame()
+        if app_page:
+            page.goto(base_url)
+            self.frame = page.main_frame
+        else:
+            page.goto(f"{base_url}/#projector")
+            self.frame = self._projector_frame()
         self.projector = self.frame.wait_for_function(_FIND_PROJECTOR).as_element()
         self._wait_loaded()
 
@@ -249,7 +313,13 @@ class ProjectorPage:
         legend = self.frame.locator("vz-projector-legend .item")
         labels = legend.locator(".label").all_text_contents()
         counts = legend.locator(".info").all_text_contents()
-        return {label.strip(): int(count) for label, count in zip(labels, counts)}, self._drawn_colours()
+        return {label.strip(): int(count) for label, count in zip(labels, counts, strict=True)}, self._drawn_colours()
+
+    def start_menus(self) -> dict[str, str]:
+        """What "Label by", the search box's "By" and "Color by" show."""
+        return self._eval("""p => ({label_by: p.dataPanel.selectedLabelOption,
+                                    search_by: p.inspectorPanel.selectedMetadataField,
+                                    color_by: p.dataPanel.selectedColorOptionName})""")
 
     def search(self, column: str, text: str) -> SearchResult:
         """Types `text` in the inspector's search box with "By" set to `column`."""
@@ -304,6 +374,29 @@ class ProjectorPage:
         if not self._eval("p => p.normalizeData"):
             box.click()
         self._wait("p => p.normalizeData && p.dataPanel.normalizeData")
+
+    def show_2d(self) -> None:
+        """Unticks PCA's third component (the Z box), so the scatter plot is flat and drawn without perspective."""
+        if self._eval("p => p.projectionsPanel.pcaIs3d"):
+            self.frame.locator("vz-projector-projections-panel #z-checkbox").click()
+        self._wait("p => p.projectorScatterPlotAdapter.scatterPlot.dimensionality === 2")
+
+    def drawn_point_pixels(self) -> np.ndarray:
+        """The RGB pixel drawn at the centre of every point (N×3 uint8), read from a screenshot of the scatter plot.
+
+        In sprite mode the page draws point i as the sprite cell its shader looks up for i, so this is the
+        thumbnail a person sees at point i (unselected, not hovered).
+        """
+        self.page.mouse.move(0, 0)
+        self._wait("p => p.hoverPointIndex == null && p.selectedPointIndices.length === 0")
+        self._eval("p => p.projectorScatterPlotAdapter.scatterPlot.render()")
+        self.frame.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        centres = np.rint(np.asarray(self._eval(_POINTS_ON_SCREEN))).astype(int)
+        canvas = self.frame.locator("vz-projector #scatter canvas").first
+        shot = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"))
+        inside = (centres >= 0).all(axis=1) & (centres[:, 0] < shot.shape[1]) & (centres[:, 1] < shot.shape[0])
+        assert inside.all(), f"points {np.flatnonzero(~inside).tolist()} drawn outside the plot\n{self.context()}"
+        return shot[centres[:, 1], centres[:, 0]]
 
     def stop_tsne(self) -> None:
         self._eval("p => p.dataSet && p.dataSet.stopTSNE()")
@@ -378,3 +471,57 @@ def dashboard_contents(browser, url: str, expected_count: int, screenshot: Path,
     if log.errors:
         raise AssertionError(f"{url}: the page reported errors\n{log.report()}")
     return shown
+
+
+# ---- the standalone Embedding Projector app -----------------------------------------------------------------
+class StaticServer:
+    """A folder over HTTP on 127.0.0.1 (an OS-chosen port) in a thread; with `allow_origin`, every answer carries
+    that `Access-Control-Allow-Origin` (as docs/standalone.md's data server does). A context manager."""
+
+    def __init__(self, folder: Path, *, allow_origin: str | None = None):
+        self.failed: list[str] = []  # "status request line" of every answer that is an HTTP error
+        failed = self.failed
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(folder), **kwargs)
+
+            def end_headers(self):
+                if allow_origin:
+                    self.send_header("Access-Control-Allow-Origin", allow_origin)
+                super().end_headers()
+
+            def log_message(self, format, *args):
+                if len(args) > 1 and str(args[1]).startswith(("4", "5")):
+                    failed.append(f"{args[1]} {args[0]}")
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> StaticServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def write_projector_app(folder: Path, config_url: str) -> Path:
+    """The projector web app TensorBoard bundles (`vz-projector-app` in projector_binary.js) as a page in `folder`,
+    in its "demo" serving mode, which loads `config_url` (a projector_config.json), as the public app does;
+    with the Roboto fonts the page asks for, from TensorBoard's own web files."""
+    bundle = Path(projector_plugin.__file__).parent / "tf_projector_plugin"
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(Path(tensorboard.__file__).parent / "webfiles.zip") as web_files:
+        web_files.extractall(folder, [name for name in web_files.namelist() if name.startswith("font-roboto/")])
+    shutil.copy(bundle / "projector_binary.js", folder / "projector_binary.js")
+    page = (bundle / "projector_binary.html").read_text(encoding="utf-8")
+    app = (f'<vz-projector-app serving-mode="demo" projector-config-json-path="{html.escape(config_url)}">'
+           "</vz-projector-app>")
+    assert "<vz-projector-dashboard></vz-projector-dashboard>" in page, "TensorBoard's projector page changed"
+    page = page.replace("<vz-projector-dashboard></vz-projector-dashboard>", app)
+    page = page.replace("</head>", '<link rel="icon" href="data:,"></head>', 1)  # no favicon.ico request
+    (folder / "index.html").write_text(page, encoding="utf-8")
+    return folder / "index.html"

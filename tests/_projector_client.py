@@ -86,8 +86,9 @@ class ProjectorClient:
 
 
 def sprite_cell(sprite: np.ndarray, index: int, cell_size: tuple[int, int]) -> np.ndarray:
-    """Cell `index` of a sprite, read the way the PROJECTOR reads it (columns = width // cell width)."""
+    """Cell `index` of a sprite, read the way the PROJECTOR's point shader reads it: column `index mod
+    (width / cell width)`, row `floor(index / (height / cell height))` (right only for a square grid)."""
     width, height = cell_size
-    cols = sprite.shape[1] // width
-    row, col = divmod(index, cols)
+    col = index % (sprite.shape[1] // width)
+    row = index // (sprite.shape[0] // height)
     return sprite[row * height:(row + 1) * height, col * width:(col + 1) * width]

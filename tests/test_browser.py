@@ -19,15 +19,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _browser import (
+    VIEWPORT,
+    ProjectorPage,
+    dashboard_contents,
+    index_images,
+    index_of_colour,
+    lattice,
+    launch_chromium,
+)
+from _tensorboard_server import TensorBoardServer
 from google.protobuf import text_format
 from PIL import Image
+from playwright.sync_api import sync_playwright
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.projector import projector_config_pb2
 from tensorboard.plugins.projector.metadata import PROJECTOR_FILENAME
 
-from _browser import VIEWPORT, ProjectorPage, dashboard_contents, launch_chromium
-from _tensorboard_server import TensorBoardServer
-from playwright.sync_api import sync_playwright
+from projector_export import export_embeddings
 from projector_export.error_metadata import COLUMNS
 from projector_export.metadata_tsv import BLANK_VALUE
 from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG, snapshot_name
@@ -201,7 +210,7 @@ def test_search_label_highlights_exactly_that_digit(projector, mnist, shots):
 def test_search_error_highlights_exactly_the_wrong_rows(projector, logdir, shots):
     name = _last("fc1")
     metadata = _metadata(logdir / RUN, _config(logdir / RUN)[name])
-    pairs = zip(metadata["label"], metadata["prediction"])
+    pairs = zip(metadata["label"], metadata["prediction"], strict=True)
     wrong = [i for i, (label, prediction) in enumerate(pairs) if label != prediction]
     assert [i for i, error in enumerate(metadata["error"]) if error != BLANK_VALUE] == wrong
     confusion, _ = collections.Counter(metadata["error"][i] for i in wrong).most_common(1)[0]
@@ -251,3 +260,43 @@ def test_images_tab_shows_every_image_tag(browser, board, logdir, shots):
         assert any(tag == kind or tag.startswith(kind) for tag in expected), f"no {kind} image in {sorted(expected)}"
     shown = dashboard_contents(browser, f"{board.url}/#images", len(expected), shots / "images.png")
     assert set(shown) == set(expected)  # every tag shows a loaded image
+
+
+# ---- thumbnails as drawn ------------------------------------------------------------------------------------
+# 500 = the README's probe pictures (23×22 cells in a near-square grid); 10 = a class embedding (4×3).
+THUMBNAIL_RUN, THUMBNAIL_SIZES = "thumbnails", (500, 10)
+
+
+@pytest.fixture(scope="module")
+def thumbnails_projector(browser, tmp_path_factory):
+    """A run with one tensor per size: points on a lattice (well apart once drawn), 8×8 px thumbnails."""
+    logdir = tmp_path_factory.mktemp("thumbnail-logs")
+    for n in THUMBNAIL_SIZES:
+        export_embeddings(logdir, {f"n{n}": lattice(n)}, run=THUMBNAIL_RUN, images=index_images(n), reduce=None,
+                          metadata={"index": np.arange(n), "label": [f"class {k % 3}" for k in range(n)]})
+    with TensorBoardServer(logdir) as server:
+        server.wait_for_plugins(("projector",))
+        page = browser.new_page(viewport=VIEWPORT)
+        yield ProjectorPage(page, server.url)
+        page.close()
+
+
+@pytest.mark.parametrize("n", THUMBNAIL_SIZES)
+def test_every_point_is_drawn_with_its_own_thumbnail(thumbnails_projector, n, shots):
+    projector = thumbnails_projector
+    loaded = projector.select_tensor(f"n{n}")
+    assert loaded.points == n and loaded.sprite_mode, projector.context()
+    projector.show_2d()
+    drawn = index_of_colour(projector.drawn_point_pixels())
+    projector.screenshot(shots / f"thumbnails-{n}.png")
+    wrong = {i: int(d) for i, d in enumerate(drawn) if d != i}
+    assert not wrong, (f"{len(wrong)} of {n} points drawn with another thumbnail (point: thumbnail drawn, -1 "
+                       f"empty): {dict(list(wrong.items())[:20])}\n{projector.context()}")
+
+
+def test_label_by_and_search_by_start_on_the_label_column(thumbnails_projector):
+    # TensorBoard starts both on the first column whose values are not all numbers ("Color by" always starts
+    # on "No color map"): here `label`, as in an export whose class names are words.
+    projector = thumbnails_projector
+    projector.select_tensor(f"n{THUMBNAIL_SIZES[0]}")
+    assert projector.start_menus() == {"label_by": "label", "search_by": "label", "color_by": "No color map"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from _projector_client import ProjectorClient
+from _projector_client import ProjectorClient, sprite_cell
 
 from projector_export import cli
 from projector_export.error_metadata import COLUMNS
@@ -116,11 +116,10 @@ def test_metadata_rows_are_the_probe_in_order(trained, mnist):
     (entry,) = [e for e in json.loads(projector.get("/info", run=RUN))["embeddings"]
                 if e["tensorName"] == _name("fc1", STEPS)]
     assert [int(d) for d in entry["sprite"]["singleImageDim"]] == [28, 28]
-    cell, side = 28, sprite.shape[1] // 28
+    cell = 28
     first = sprite[:cell, :cell].reshape(cell, cell, -1)[..., 0]
     assert np.abs(first.astype(int) - mnist.test_images[0]).max() <= 1
-    row, col = divmod(PROBE - 1, side)
-    last = sprite[row * cell:(row + 1) * cell, col * cell:(col + 1) * cell].reshape(cell, cell, -1)[..., 0]
+    last = sprite_cell(sprite, PROBE - 1, (cell, cell)).reshape(cell, cell, -1)[..., 0]
     assert np.abs(last.astype(int) - mnist.test_images[PROBE - 1]).max() <= 1
 
 

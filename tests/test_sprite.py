@@ -1,4 +1,4 @@
-"""Sprite layout: cell i = image i, row-major; the 8192 px limit; grayscale and RGB."""
+"""Sprite layout: cell i = image i, row-major, in a square grid; the 8192 px limit; grayscale and RGB."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from projector_export.metadata import MAX_SPRITE_SIZE_PX
-from projector_export.sprite import cell_size, grid_shape, make_sprite
+from projector_export.sprite import cell_size, grid_side, make_sprite
 
 
 def decode(png: bytes) -> np.ndarray:
@@ -22,11 +22,12 @@ def test_cells_are_images_in_row_major_order_and_padding_is_background():
     sprite = make_sprite(images)
     assert sprite.cell_size == (3, 2)
     pixels = decode(sprite.to_png())
-    assert pixels.shape == (2 * 2, 3 * 3)  # 5 images: 3 columns, 2 rows
+    # 5 images: 3 columns and 3 rows (TensorBoard needs as many rows as columns), 4 empty cells.
+    assert pixels.shape == (3 * 2, 3 * 3)
     for i in range(5):
         row, col = divmod(i, 3)
         np.testing.assert_array_equal(pixels[row * 2:(row + 1) * 2, col * 3:(col + 1) * 3], images[i])
-    assert not pixels[2:, 6:].any()
+    assert not pixels[2:4, 6:].any() and not pixels[4:, :].any()
 
 
 def test_rgb_images_keep_their_channels():
@@ -36,10 +37,24 @@ def test_rgb_images_keep_their_channels():
     np.testing.assert_array_equal(pixels[3:6, 3:6], images[3])
 
 
-def test_grid_is_near_square():
-    assert grid_shape(1) == (1, 1)
-    assert grid_shape(10_000) == (100, 100)
-    assert grid_shape(10_001) == (100, 101)
+def test_grid_is_square_with_ceil_sqrt_n_cells_per_side():
+    assert [grid_side(n) for n in (1, 2, 4, 5, 10, 500, 10_000, 10_001)] == [1, 2, 2, 3, 4, 23, 100, 101]
+    assert grid_side(10**16 + 1) == 10**8 + 1  # exact for large n (no float rounding)
+
+
+def test_non_square_n_gets_as_many_rows_as_columns():
+    # 10 images (the class embedding): 4×4 cells, not 4 columns × 3 rows.
+    images = np.arange(1, 11, dtype=np.uint8)[:, None, None] * np.ones((1, 2, 2), dtype=np.uint8)
+    pixels = decode(make_sprite(images).to_png())
+    assert pixels.shape == (8, 8)
+    assert pixels[::2, ::2].tolist() == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 0, 0], [0, 0, 0, 0]]
+
+
+def test_a_tall_grid_is_scaled_by_its_rows_too():
+    # 5 images of 10×3000 px: 3 rows of 3000 px would exceed 8192 px, so every cell is scaled by 8192/9000.
+    with pytest.warns(UserWarning, match="scaled down to 9×2730"):
+        sprite = make_sprite(np.zeros((5, 3000, 10), dtype=np.uint8))
+    assert sprite.cell_size == (9, 2730) and sprite.pixels.shape == (3 * 2730, 3 * 9)
 
 
 def test_too_many_cells_are_scaled_down_with_a_warning():
@@ -47,7 +62,8 @@ def test_too_many_cells_are_scaled_down_with_a_warning():
     n, side = 100, 1000
     images = np.zeros((n, side, side), dtype=np.uint8)
     images[:, :, : side // 2] = np.arange(n, dtype=np.uint8)[:, None, None] + 1  # left half: the index
-    with pytest.warns(UserWarning, match=r"above TensorBoard's 8192×8192 px limit; thumbnails are scaled down to 819×819"):
+    limit = r"above TensorBoard's 8192×8192 px limit; thumbnails are scaled down to 819×819"
+    with pytest.warns(UserWarning, match=limit):
         sprite = make_sprite(images)
     assert sprite.cell_size == (819, 819) == cell_size(images.shape)
     height, width = sprite.pixels.shape

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from projector_export.sprite import grid_side
+
 PAD = 2
 """Pixels between tiles of a grid and around it."""
 BACKGROUND = (64, 64, 64)
@@ -91,14 +93,14 @@ def overlay_heatmap(image_rgb: np.ndarray, heat: np.ndarray, max_alpha: float = 
 def grid(tiles: Sequence[np.ndarray] | np.ndarray, columns: int | None = None) -> np.ndarray:
     """Lay equal-sized ``h×w×3`` uint8 tiles out row by row, ``PAD`` pixels apart and around.
 
-    ``columns`` defaults to ``ceil(sqrt(n))``, which keeps the grid about square. Tile ``i`` has its top-left
-    corner at ``(PAD + (i // columns) * (h + PAD), PAD + (i % columns) * (w + PAD))``.
+    ``columns`` defaults to ``grid_side(n)`` (``ceil(sqrt(n))``), which keeps the grid about square. Tile ``i``
+    has its top-left corner at ``(PAD + (i // columns) * (h + PAD), PAD + (i % columns) * (w + PAD))``.
     """
     tiles = np.asarray(tiles)
     if tiles.ndim != 4 or tiles.shape[-1] != 3 or len(tiles) == 0:
         raise ValueError(f"grid() expects a non-empty n×h×w×3 array of tiles; received shape {tiles.shape}.")
     count, height, width, _ = tiles.shape
-    columns = columns or math.ceil(math.sqrt(count))
+    columns = columns or grid_side(count)
     rows = math.ceil(count / columns)
     canvas = np.empty((PAD + rows * (height + PAD), PAD + columns * (width + PAD), 3), dtype=np.uint8)
     canvas[:] = BACKGROUND
