@@ -25,18 +25,9 @@ import numpy as np
 import tensorflow as tf
 
 from . import error_metadata as _meta
+from .defaults import DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE
 from .layer_outputs import LayerOutputs, resolve_layers
 from .separability import DEFAULT_K, knn_separability
-
-DEFAULT_PROBE_SIZE = 5000
-DEFAULT_SNAPSHOT_EVERY = 5000
-"""Training steps between snapshots. One default snapshot (5,000 images, 4 layers) costs about 150 training steps
-of the default `tutorial` CNN and about 70 of `lenet` here (benchmarks/snapshot_overhead.py, 2 cores), so
-projector-train's default 10,000 steps get 3 snapshots (steps 0, 5,000, 10,000): about 4.4% more time for
-`tutorial`, about 2% for `lenet`; see README, "Snapshots during training"."""
-
-MIN_PROBE_SIZE = DEFAULT_K + 1
-"""The k-NN separability needs k neighbours besides each example."""
 
 CLASS_EMBEDDING_NAME = "class_weights"
 SEPARABILITY_TAG = "separability"

@@ -68,7 +68,7 @@ def logdir(mnist_dir, tmp_path_factory) -> Path:
     """One short real training with snapshots and images, and a second run exported after the fact."""
     logdir = tmp_path_factory.mktemp("browser-logs")
     _run([_program("projector-train"), *TRAIN_ARGS, "--logdir", str(logdir), "--data-dir", str(mnist_dir)])
-    _run([_program("projector-export"), "--logdir", str(logdir), "--run", EXPORTED_RUN,
+    _run([sys.executable, "-m", "training.export_model", "--logdir", str(logdir), "--run", EXPORTED_RUN,
           "--model", str(logdir / RUN / MODEL_FILENAME), "--layers", ",".join(EXPORT_LAYERS),
           "--probe-size", str(EXPORT_PROBE), "--data-dir", str(mnist_dir)])
     return logdir

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from _projector_client import ProjectorClient
-from projector_export import cli
 from projector_export.error_metadata import COLUMNS
 from projector_export.metadata_tsv import BLANK_VALUE
 from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG
+from training import export_model
 from training.train import MODEL_FILENAME, TrainConfig, train_and_evaluate
 
 pytestmark = pytest.mark.integration
@@ -195,7 +195,7 @@ def test_export_a_saved_model_after_the_fact(trained, mnist, capsys):
     model_path = str(logdir / RUN / MODEL_FILENAME)
     argv = ["--logdir", str(logdir), "--run", "after", "--model", model_path, "--layers", "conv2,logits",
             "--probe-size", "100", "--data-dir", str(mnist.directory)]
-    assert cli.main(argv) == 0
+    assert export_model.main(argv) == 0
     assert "view it with: tensorboard --logdir" in capsys.readouterr().out
     projector = ProjectorClient(logdir)
     config = json.loads(projector.get("/info", run="after"))
@@ -204,10 +204,10 @@ def test_export_a_saved_model_after_the_fact(trained, mnist, capsys):
     np.testing.assert_allclose(projector.tensor("after", "logits"), logits, atol=1e-4)
     assert projector.metadata_columns("after", "conv2")["prediction"] == [mnist.class_names[p] for p in logits.argmax(1)]
 
-    assert cli.main([*argv[:3], "after2", *argv[4:6], "--layers", "conv2,conv9"]) == 2
+    assert export_model.main([*argv[:3], "after2", *argv[4:6], "--layers", "conv2,conv9"]) == 2
     error = capsys.readouterr().err
     assert "Unknown layer name(s) 'conv9'" in error and "conv1, pool1, conv2" in error
-    assert cli.main([*argv[:3], "after2", *argv[4:6], "--probe-size", "10001"]) == 2
+    assert export_model.main([*argv[:3], "after2", *argv[4:6], "--probe-size", "10001"]) == 2
     assert "Probe size 10001 is not available: the data has 10000 examples" in capsys.readouterr().err
     assert not (logdir / "after2").exists()  # refused before anything was written
 

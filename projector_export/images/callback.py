@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from projector_export.defaults import DEFAULT_IMAGES_EVERY
 from projector_export.images import render
 from projector_export.images.confusion import confusion_matrix, markdown_table, worst_misclassified
 from projector_export.images.filter_patterns import filter_patterns
@@ -67,7 +68,7 @@ class ImageLogger(keras.callbacks.Callback):
         images: np.ndarray,
         labels: np.ndarray,
         *,
-        every: int = 2000,
+        every: int = DEFAULT_IMAGES_EVERY,
         feature_map_images: int = 2,
         grad_cam_images: int = 8,
         misclassified: int = 9,
