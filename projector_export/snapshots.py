@@ -124,7 +124,7 @@ class LayerSnapshotter:
         `writer`: the run's open `tf.summary` writer, which then also carries the exporter's summaries (no event
         file per export).
         """
-        from .exporter import export_embeddings  # the exporter's public entry point (issue 3)
+        from .exporter import export_embeddings  # the exporter's public entry point
 
         start = time.perf_counter()
         features, scores = self._outputs(self.images)
