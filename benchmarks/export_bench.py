@@ -12,7 +12,7 @@ Printed (medians of --repeats; every repeat writes into a fresh directory):
   3. incremental exports into one run: the cost of export 1 ... 20 (it must not grow);
   4. share of variance kept by our PCA (default settings) vs the exact top components.
 
-Run (tensorboardX is the `bench` extra):  python benchmarks/export_bench.py
+Run (tensorboardX is the `bench` extra):  python -m benchmarks.export_bench
 """
 
 from __future__ import annotations

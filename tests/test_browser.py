@@ -19,18 +19,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _browser import VIEWPORT, ProjectorPage, dashboard_contents, launch_chromium
+from _tensorboard_reader import Served
+from _tensorboard_server import TensorBoardServer
 from google.protobuf import text_format
 from PIL import Image
-from tensorboard.backend.event_processing import event_accumulator
+from playwright.sync_api import sync_playwright
 from tensorboard.plugins.projector import projector_config_pb2
 from tensorboard.plugins.projector.metadata import PROJECTOR_FILENAME
 
-from _browser import VIEWPORT, ProjectorPage, dashboard_contents, launch_chromium
-from _tensorboard_server import TensorBoardServer
-from playwright.sync_api import sync_playwright
 from projector_export.error_metadata import COLUMNS
 from projector_export.metadata_tsv import BLANK_VALUE
-from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG, snapshot_name
+from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG
 from training.callbacks import LEARNING_RATE, TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS
 from training.train import MODEL_FILENAME
 
@@ -118,14 +118,16 @@ def _metadata(run_dir: Path, embedding) -> dict[str, list[str]]:
 
 def _summaries(run_dir: Path, plugin: str) -> dict[str, int]:
     """Tag -> number of logged steps, for the summaries of `plugin` in the run's event files."""
-    events = event_accumulator.EventAccumulator(str(run_dir), size_guidance={event_accumulator.TENSORS: 0})
-    events.Reload()
-    return {tag: len(events.Tensors(tag)) for tag in events.Tags()["tensors"]
-            if events.SummaryMetadata(tag).plugin_data.plugin_name == plugin}
+    return {tag: len(steps) for tag, steps in Served(run_dir.parent).steps(run_dir.name, plugin).items()}
+
+
+def _name(layer: str, step: int) -> str:
+    """The snapshot tensor's name, as the menu must list it: the step zero-padded to 6 digits."""
+    return f"{layer}/step_{step:06d}"
 
 
 def _last(layer: str) -> str:
-    return snapshot_name(layer, STEPS, STEPS)
+    return _name(layer, STEPS)
 
 
 def _page_errors(projector: ProjectorPage, mark: int) -> list[str]:
@@ -140,7 +142,7 @@ def _assert_no_page_errors(errors: list[str], projector: ProjectorPage, doing: s
 # ---- PROJECTOR ---------------------------------------------------------------------------------------------
 def test_menus_list_both_runs_and_every_snapshot_tensor(projector, logdir, shots):
     layers = (*LAYERS, CLASS_EMBEDDING_NAME)
-    expected = {snapshot_name(layer, step, STEPS) for layer in layers for step in SNAPSHOT_STEPS}
+    expected = {_name(layer, step) for layer in layers for step in SNAPSHOT_STEPS}
     assert set(_config(logdir / RUN)) == expected  # the run wrote what its flags ask for
     assert sorted(projector.run_menu()) == sorted([RUN, EXPORTED_RUN]), projector.context()
     menu = projector.tensor_menu()

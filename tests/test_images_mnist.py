@@ -7,7 +7,7 @@ import re
 import keras
 import numpy as np
 import pytest
-from _images_tensorboard import Served
+from _tensorboard_reader import Served
 
 from projector_export.images import filter_patterns, grad_cam, render
 from projector_export.images.callback import CAPTIONED_TILE

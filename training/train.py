@@ -92,13 +92,16 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
-    """What a run produced: its directory, the final test figures and the trained model."""
+    """What a run produced: its directory, the final test figures, the trained model and the callbacks it ran
+    (`build_callbacks`' and the caller's: e.g. the `EmbeddingSnapshots` whose `snapshotter.records` say what each
+    snapshot cost)."""
 
     run_dir: Path
     steps: int
     test_loss: float
     test_accuracy: float
     model: keras.Model
+    callbacks: tuple[keras.callbacks.Callback, ...] = ()
 
 
 def default_run_name(model: str, now: datetime.datetime | None = None) -> str:
@@ -191,13 +194,14 @@ def train_and_evaluate(
     model = compile_model(build_model(config.model, data.image_shape, data.num_classes), config.learning_rate)
     steps_per_epoch = min(config.eval_every, config.steps)
     writer = tf.summary.create_file_writer(str(run_dir))
+    callbacks = (*build_callbacks(config, run_dir, data, writer), *extra_callbacks)
     try:
         history = model.fit(
             _train_dataset(data, config.batch_size, config.seed),
             epochs=math.ceil(config.steps / steps_per_epoch),
             steps_per_epoch=steps_per_epoch,
             validation_data=_test_dataset(data, config.eval_batch_size),
-            callbacks=[*build_callbacks(config, run_dir, data, writer), *extra_callbacks],
+            callbacks=list(callbacks),
             verbose=_verbosity(config.verbose),
             shuffle=False,  # the data set shuffles itself
         )
@@ -210,6 +214,7 @@ def train_and_evaluate(
         test_loss=float(history.history["val_loss"][-1]),
         test_accuracy=float(history.history["val_accuracy"][-1]),
         model=model,
+        callbacks=callbacks,
     )
 
 
