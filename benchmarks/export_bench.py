@@ -147,7 +147,8 @@ def exact_explained_variance(x: np.ndarray, k: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=None, help="MNIST directory (default: $MNIST_DATA_DIR, else Keras' cache)")
+    parser.add_argument("--data-dir", default=None,
+                        help="MNIST directory (default: $MNIST_DATA_DIR, else Keras' cache)")
     parser.add_argument("--dims", type=int, nargs="+", default=[10, 1024, 3136])
     parser.add_argument("--repeats", type=int, default=3, help="repeats of our export per D")
     parser.add_argument("--tbx-repeats", type=int, default=3, help="repeats of tensorboardX's export per D")

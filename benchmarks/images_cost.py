@@ -63,7 +63,8 @@ def main() -> None:
         logger._get_writer().close()
     median = {name: statistics.median(values) for name, values in times.items()}
     print(f"test images: {len(data.test_images)}, repeats: {args.repeats} (medians)")
-    print(f"one periodic log:        {median['log']:.2f} s  (of which predicting the test set {median['predict']:.2f} s)")
+    print(f"one periodic log:        {median['log']:.2f} s  "
+          f"(of which predicting the test set {median['predict']:.2f} s)")
     print(f"filter patterns (once):  {median['patterns']:.2f} s")
     print(f"training {args.every} steps:     {median['train']:.2f} s")
     print(f"overhead of --images-every {args.every}: {median['log'] / median['train']:.1%} of training time")

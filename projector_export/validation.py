@@ -129,12 +129,15 @@ def _as_float32_matrix(name: str, value: object) -> np.ndarray:
         try:
             array = np.asarray(value)
         except ValueError as e:  # ragged nested lists
-            raise ValueError(f"Invalid embedding {name!r}: expected an N×D array, received ragged rows ({e}).") from None
+            raise ValueError(
+                f"Invalid embedding {name!r}: expected an N×D array, received ragged rows ({e})."
+            ) from None
     if array is None:
         raise TypeError(
             f"Invalid embedding {name!r}: expected an N×D numeric array, received {type(value).__name__}."
         )
-    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+    real = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    if array.dtype == np.bool_ or not real:
         raise TypeError(
             f"Invalid embedding {name!r}: expected real numbers (integer or float dtype), "
             f"received dtype {array.dtype}. Convert with np.asarray(x, dtype=np.float32)."
@@ -145,7 +148,9 @@ def _as_float32_matrix(name: str, value: object) -> np.ndarray:
             "Flatten per-example features first, e.g. x.reshape(len(x), -1)."
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"Invalid embedding {name!r}: expected N ≥ 1 rows and D ≥ 1 columns, received shape {array.shape}.")
+        raise ValueError(
+            f"Invalid embedding {name!r}: expected N ≥ 1 rows and D ≥ 1 columns, received shape {array.shape}."
+        )
     with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
         array = np.ascontiguousarray(array, dtype=np.float32)
     # Checked in blocks of rows (no N×D mask for wide tensors); the full mask is built only to

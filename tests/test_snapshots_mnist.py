@@ -98,13 +98,13 @@ def test_error_column_marks_exactly_the_wrong_rows(trained, mnist):
     _, _, _, projector = trained
     for step in (0, STEPS):
         columns = projector.metadata_columns(RUN, _name("fc1", step))
-        wrong = [label != prediction for label, prediction in zip(columns["label"], columns["prediction"])]
+        wrong = [label != prediction for label, prediction in zip(columns["label"], columns["prediction"], strict=True)]
         assert 0 < sum(wrong) < PROBE
         assert columns["correct"] == ["no" if w else "yes" for w in wrong]
         # Right rows have an empty `error`, which the exporter writes as BLANK_VALUE (the PROJECTOR drops blank
         # trailing cells); searching "4→9" highlights exactly the 4s taken for 9s.
         assert columns["error"] == [f"{a}→{p}" if w else BLANK_VALUE for a, p, w in
-                                    zip(columns["label"], columns["prediction"], wrong)]
+                                    zip(columns["label"], columns["prediction"], wrong, strict=True)]
         confidence = np.array(columns["confidence"], dtype=float)
         loss = np.array(columns["loss"], dtype=float)
         assert ((confidence > 0.1 - 1e-4) & (confidence <= 1)).all() and (loss >= 0).all()
@@ -156,7 +156,8 @@ def test_export_a_saved_model_after_the_fact(trained, mnist, capsys):
     assert {e["tensorName"] for e in config["embeddings"]} == {"conv2", "logits", CLASS_EMBEDDING_NAME}
     logits = keras.models.load_model(model_path).predict(mnist.test_images[:100], verbose=0)
     np.testing.assert_allclose(projector.tensor("after", "logits"), logits, atol=1e-4)
-    assert projector.metadata_columns("after", "conv2")["prediction"] == [mnist.class_names[p] for p in logits.argmax(1)]
+    predictions = [mnist.class_names[p] for p in logits.argmax(1)]
+    assert projector.metadata_columns("after", "conv2")["prediction"] == predictions
 
     assert export_model.main([*argv[:3], "after2", *argv[4:6], "--layers", "conv2,conv9"]) == 2
     error = capsys.readouterr().err
