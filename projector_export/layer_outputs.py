@@ -86,6 +86,6 @@ class LayerOutputs:
             results = results if isinstance(results, (list, tuple)) else [results]
             if not flat:
                 flat = [np.empty((n, int(np.prod(r.shape[1:]))), dtype=np.float32) for r in results]
-            for out, result in zip(flat, results):
+            for out, result in zip(flat, results, strict=True):
                 out[start : start + len(result)] = np.asarray(result).reshape(len(result), -1)
-        return dict(zip(self.layers, flat)), flat[self._model_output_index]
+        return dict(zip(self.layers, flat, strict=False)), flat[self._model_output_index]

@@ -34,7 +34,9 @@ def check_metadata(metadata: object, n_rows: int | None) -> Columns:
     """
     if isinstance(metadata, Mapping):
         if not metadata:
-            raise ValueError("Invalid metadata: received an empty mapping, expected at least one column name -> N values.")
+            raise ValueError(
+                "Invalid metadata: received an empty mapping, expected at least one column name -> N values."
+            )
         raw = dict(metadata)
     elif _is_sequence(metadata):
         raw = {"label": metadata}
@@ -48,7 +50,9 @@ def check_metadata(metadata: object, n_rows: int | None) -> Columns:
         if not isinstance(name, str):
             raise TypeError(f"Invalid metadata column name {name!r}: expected a str, received {type(name).__name__}.")
         if not name.strip(_BREAKING_CHARS + " ") or any(c in name for c in _BREAKING_CHARS):
-            raise ValueError(f"Invalid metadata column name {name!r}: expected non-blank text without tabs or line breaks.")
+            raise ValueError(
+                f"Invalid metadata column name {name!r}: expected non-blank text without tabs or line breaks."
+            )
         if not _is_sequence(values):
             raise TypeError(
                 f"Invalid metadata column {name!r}: expected a sequence of N values (list, tuple, 1-D array), "
@@ -66,7 +70,7 @@ def check_metadata(metadata: object, n_rows: int | None) -> Columns:
                 "metadata row i must describe example i, so both need the same N."
             )
         if isinstance(array, np.ndarray) and (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
-            columns[name] = array.astype(str).tolist()  # digits only: nothing to clean, 10× faster
+            columns[name] = array.astype(str).tolist()  # digits only: nothing to clean
         else:
             columns[name] = [_clean(v) for v in array.tolist()]
     lengths = {len(v) for v in columns.values()}

@@ -249,7 +249,7 @@ class ProjectorPage:
         legend = self.frame.locator("vz-projector-legend .item")
         labels = legend.locator(".label").all_text_contents()
         counts = legend.locator(".info").all_text_contents()
-        return {label.strip(): int(count) for label, count in zip(labels, counts)}, self._drawn_colours()
+        return {label.strip(): int(count) for label, count in zip(labels, counts, strict=True)}, self._drawn_colours()
 
     def search(self, column: str, text: str) -> SearchResult:
         """Types `text` in the inspector's search box with "By" set to `column`."""

@@ -203,7 +203,7 @@ def test_search_label_highlights_exactly_that_digit(projector, mnist, shots):
 def test_search_error_highlights_exactly_the_wrong_rows(projector, logdir, shots):
     name = _last("fc1")
     metadata = _metadata(logdir / RUN, _config(logdir / RUN)[name])
-    pairs = zip(metadata["label"], metadata["prediction"])
+    pairs = zip(metadata["label"], metadata["prediction"], strict=True)
     wrong = [i for i, (label, prediction) in enumerate(pairs) if label != prediction]
     assert [i for i, error in enumerate(metadata["error"]) if error != BLANK_VALUE] == wrong
     confusion, _ = collections.Counter(metadata["error"][i] for i in wrong).most_common(1)[0]

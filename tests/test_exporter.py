@@ -52,7 +52,8 @@ def test_single_column_has_no_header_and_values_cannot_break_rows(tmp_path, data
     values = ["tab\there", "new\nline", "cr\rlf", "日本語 ünïcode", "", "   ", "plain"]
     export_embeddings(tmp_path, {"e": data["a"]}, run="r", metadata=values)
     text = ProjectorClient(tmp_path).metadata("r", "e")
-    assert text.split("\n") == ["tab here", "new line", "cr lf", "日本語 ünïcode", BLANK_VALUE, BLANK_VALUE, "plain", ""]
+    expected = ["tab here", "new line", "cr lf", "日本語 ünïcode", BLANK_VALUE, BLANK_VALUE, "plain", ""]
+    assert text.split("\n") == expected
 
 
 def test_grayscale_float_images_dark_on_white(tmp_path):

@@ -116,7 +116,7 @@ def test_feature_maps_are_the_layer_outputs_scaled_per_tile(run):
     model = run["model"]
     layer = model.get_layer("conv2")
     outputs = keras.Model(model.inputs[0], layer.output)(run["x"][:2]).numpy()
-    for image, maps in zip(run["served"].images(RUN, "feature_maps/conv2", 12), outputs):
+    for image, maps in zip(run["served"].images(RUN, "feature_maps/conv2", 12), outputs, strict=True):
         for c in range(maps.shape[-1]):
             top = render.PAD + (c // 3) * (48 + render.PAD)
             left = render.PAD + (c % 3) * (48 + render.PAD)

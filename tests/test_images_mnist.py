@@ -38,7 +38,8 @@ def trained(mnist, tmp_path_factory):
 
 def _grid_shape(count, tile):
     columns = math.ceil(math.sqrt(count))
-    return (render.PAD + math.ceil(count / columns) * (tile + render.PAD), render.PAD + columns * (tile + render.PAD), 3)
+    rows = math.ceil(count / columns)
+    return (render.PAD + rows * (tile + render.PAD), render.PAD + columns * (tile + render.PAD), 3)
 
 
 def test_tags_steps_and_sizes(trained):
@@ -140,7 +141,7 @@ def test_filter_patterns_raise_their_filters_well_above_the_noise(trained):
         activation = outputs_model(model, layer.output)
         filters = np.arange(layer.filters)
 
-        def own_means(x):
+        def own_means(x, activation=activation, filters=filters):  # this layer's, bound now
             return keras.ops.convert_to_numpy(activation(x)).mean(axis=(1, 2))[filters, filters]
 
         noise = np.stack([own_means(filter_patterns(model, layer, steps=0, value_range=(0, 255), seed=s))

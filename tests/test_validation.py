@@ -189,11 +189,12 @@ def test_invalid_reduce_option(tmp_path):
 
 
 def test_invalid_pca_components(tmp_path):
-    rejects(tmp_path, ValueError, r"Received: 0. Expected an int ≥ 1", pca_components=0)
+    rejects(tmp_path, ValueError, r"Received: pca_components=0\. Expected an int >= 1\.", pca_components=0)
 
 
 def test_pca_components_not_an_int(tmp_path):
-    rejects(tmp_path, TypeError, r"Received: 2.5 \(float\). Expected a positive int", pca_components=2.5)
+    rejects(tmp_path, TypeError, r"Received: pca_components=2\.5 \(float\)\. Expected an int >= 1\.",
+            pca_components=2.5)
 
 
 def test_corrupt_existing_config(tmp_path):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import os
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -88,14 +87,18 @@ class ImageLogger(keras.callbacks.Callback):
                 "(for one-hot labels pass labels.argmax(axis=1))."
             )
         if len(images) != len(labels) or len(images) == 0:
-            raise ValueError(f"images and labels must have the same non-zero length; received {len(images)} and {len(labels)}.")
+            raise ValueError(
+                f"images and labels must have the same non-zero length; received {len(images)} and {len(labels)}."
+            )
         if not isinstance(writer, (str, os.PathLike)) and not hasattr(writer, "as_default"):
             raise TypeError(
                 f"writer must be a tf.summary.SummaryWriter or the run directory; received {type(writer).__name__}."
             )
         for name, value in (("every", every), ("batch_size", batch_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected a positive int.")
+                raise ValueError(
+                    f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected a positive int."
+                )
         counts = dict(
             feature_map_images=feature_map_images,
             grad_cam_images=grad_cam_images,
@@ -105,7 +108,9 @@ class ImageLogger(keras.callbacks.Callback):
         )
         for name, value in counts.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected an int >= 0.")
+                raise ValueError(
+                    f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected an int >= 0."
+                )
         if isinstance(writer, (str, os.PathLike)):
             self._run_dir, self._writer = os.fspath(writer), None
         else:
@@ -163,7 +168,10 @@ class ImageLogger(keras.callbacks.Callback):
             )
         classes = int(self.model.outputs[0].shape[-1])
         if self.labels.min() < 0 or self.labels.max() >= classes:
-            raise ValueError(f"labels must lie in [0, {classes}) for this model; received {self.labels.min()} .. {self.labels.max()}.")
+            raise ValueError(
+                f"labels must lie in [0, {classes}) for this model; received {self.labels.min()} .. "
+                f"{self.labels.max()}."
+            )
         names = self.class_names or [str(i) for i in range(classes)]
         if len(names) != classes:
             raise ValueError(f"class_names has {len(names)} names but the model predicts {classes} classes.")
@@ -220,11 +228,13 @@ class ImageLogger(keras.callbacks.Callback):
             channel = 0 if index == 0 else self.input_channel
             limit = float(np.abs(kernel).max())
             factor = render.upscale_factor(*kernel.shape[:2])
-            tiles = [render.upscale(render.diverging(kernel[:, :, channel, f], limit), factor) for f in range(kernel.shape[3])]
+            tiles = [render.upscale(render.diverging(kernel[:, :, channel, f], limit), factor)
+                     for f in range(kernel.shape[3])]
             tf.summary.image(
                 f"{TAG_FILTERS}/{layer.name}",
                 render.grid(tiles)[None],
-                description=f"{kernel.shape[3]} filters, input channel {channel}; red > 0 > blue, scale ±{limit:.3g} shared by the layer.",
+                description=f"{kernel.shape[3]} filters, input channel {channel}; red > 0 > blue, "
+                f"scale ±{limit:.3g} shared by the layer.",
             )
 
     def _log_feature_maps(self):
@@ -232,7 +242,7 @@ class ImageLogger(keras.callbacks.Callback):
             return
         outputs = self._feature_model(self.images[: self.feature_map_images], training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        for layer, maps in zip(self._feature_layers, outputs):
+        for layer, maps in zip(self._feature_layers, outputs, strict=True):
             maps = keras.ops.convert_to_numpy(maps)  # n×h×w×c
             factor = render.upscale_factor(*maps.shape[1:3])
             grids = [
@@ -242,7 +252,8 @@ class ImageLogger(keras.callbacks.Callback):
                 f"{TAG_FEATURE_MAPS}/{layer.name}",
                 np.stack(grids),
                 max_outputs=len(grids),
-                description=f"{maps.shape[-1]} channels of {maps.shape[1]}×{maps.shape[2]}; each tile scaled to its own min..max.",
+                description=f"{maps.shape[-1]} channels of {maps.shape[1]}×{maps.shape[2]}; "
+                "each tile scaled to its own min..max.",
             )
 
     def _log_confusion(self, probabilities: np.ndarray):
@@ -279,16 +290,17 @@ class ImageLogger(keras.callbacks.Callback):
         factor = render.upscale_factor(*images.shape[1:3], min_size=CAPTIONED_TILE)
         tiles = [
             render.overlay_heatmap(tile, render.upscale(h, factor))
-            for tile, h in zip(self._display(images, factor), heat)
+            for tile, h in zip(self._display(images, factor), heat, strict=True)
         ]
         captions = [
             [f"True: {self._names[t]}, Pred: {self._names[p]}", f"confidence {probabilities[i, p]:.1%}"]
-            for i, (t, p) in enumerate(zip(self.labels[: len(images)], predictions))
+            for i, (t, p) in enumerate(zip(self.labels[: len(images)], predictions, strict=True))
         ]
         tf.summary.image(
             TAG_GRAD_CAM,
             render.grid(render.captioned(tiles, captions))[None],
-            description=f"Grad-CAM on {conv_layers(self.model)[-1].name!r} for the predicted class (red: strong evidence).",
+            description=f"Grad-CAM on {conv_layers(self.model)[-1].name!r} for the predicted class "
+            "(red: strong evidence).",
         )
 
     def _log_filter_patterns(self):
@@ -300,7 +312,8 @@ class ImageLogger(keras.callbacks.Callback):
             tf.summary.image(
                 f"{TAG_FILTER_PATTERNS}/{layer.name}",
                 render.grid(tiles)[None],
-                description=f"Input maximising each filter's mean response, {self.pattern_steps} gradient-ascent steps from grey noise.",
+                description=f"Input maximising each filter's mean response, {self.pattern_steps} gradient-ascent "
+                "steps from grey noise.",
             )
 
 

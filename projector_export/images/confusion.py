@@ -15,7 +15,9 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) 
         raise ValueError(f"labels and predictions differ in shape: {labels.shape} vs {predictions.shape}.")
     for name, values in (("labels", labels), ("predictions", predictions)):
         if values.size and (values.min() < 0 or values.max() >= classes):
-            raise ValueError(f"{name} must lie in [0, {classes}); received values from {values.min()} to {values.max()}.")
+            raise ValueError(
+                f"{name} must lie in [0, {classes}); received values from {values.min()} to {values.max()}."
+            )
     return np.bincount(labels * classes + predictions, minlength=classes * classes).reshape(classes, classes)
 
 
@@ -38,6 +40,6 @@ def markdown_table(matrix: np.ndarray, class_names: Sequence[str]) -> str:
         "| true \\\\ predicted | " + " | ".join(str(name) for name in class_names) + " |",
         "|---" * (len(class_names) + 1) + "|",
     ]
-    for name, row in zip(class_names, matrix):
+    for name, row in zip(class_names, matrix, strict=True):
         lines.append(f"| **{name}** | " + " | ".join(str(int(v)) for v in row) + " |")
     return "\n".join(lines)

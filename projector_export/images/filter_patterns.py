@@ -36,7 +36,9 @@ def filter_patterns(
     if not isinstance(layer, keras.layers.Conv2D):
         raise TypeError(f"filter_patterns() needs a Conv2D layer; received {type(layer).__name__} {layer.name!r}.")
     if layer.data_format != "channels_last":
-        raise ValueError(f"filter_patterns() supports channels_last conv layers; {layer.name!r} is {layer.data_format}.")
+        raise ValueError(
+            f"filter_patterns() supports channels_last conv layers; {layer.name!r} is {layer.data_format}."
+        )
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an int >= 0; received steps={steps!r}.")
     if not isinstance(chunk, int) or chunk < 1:

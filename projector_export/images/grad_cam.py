@@ -40,7 +40,9 @@ def grad_cam(
         else:
             chosen = tf.convert_to_tensor(np.asarray(class_index, dtype=np.int32))
             if chosen.shape != (len(images),):
-                raise ValueError(f"class_index needs one class per image ({len(images)}); received shape {chosen.shape}.")
+                raise ValueError(
+                    f"class_index needs one class per image ({len(images)}); received shape {chosen.shape}."
+                )
         score = tf.reduce_sum(tf.gather(scores, chosen, batch_dims=1))
     gradients = tape.gradient(score, feature_maps)
     weights = tf.reduce_mean(gradients, axis=(1, 2))

@@ -116,7 +116,9 @@ def captioned(tiles: Sequence[np.ndarray], captions: Sequence[Sequence[str]]) ->
     caption is wider than the image.
     """
     if len(tiles) != len(captions):
-        raise ValueError(f"captioned() needs one caption per tile; received {len(tiles)} tiles and {len(captions)} captions.")
+        raise ValueError(
+            f"captioned() needs one caption per tile; received {len(tiles)} tiles and {len(captions)} captions."
+        )
     height, width, _ = np.shape(tiles[0])
     lines = max((len(c) for c in captions), default=0)
     text_w = max((text_width(line) for c in captions for line in c), default=0)
@@ -124,7 +126,7 @@ def captioned(tiles: Sequence[np.ndarray], captions: Sequence[Sequence[str]]) ->
     out_h = height + lines * LINE_HEIGHT + 2
     font = _font()
     result = []
-    for tile, caption in zip(tiles, captions):
+    for tile, caption in zip(tiles, captions, strict=True):
         canvas = Image.new("RGB", (out_w, out_h), (0, 0, 0))
         canvas.paste(Image.fromarray(np.asarray(tile, dtype=np.uint8)), (0, 0))
         draw = ImageDraw.Draw(canvas)
@@ -166,5 +168,6 @@ def confusion_matrix_image(matrix: np.ndarray, class_names: Sequence[str]) -> np
             draw.rectangle((left, top, left + cell - 1, top + cell - 1), fill=fill, outline=(200, 200, 200))
             text = str(int(matrix[i, j]))
             colour = (255, 255, 255) if level > 0.5 else (0, 0, 0)
-            draw.text((left + (cell - text_width(text)) // 2, top + cell // 2 - FONT_SIZE // 2), text, fill=colour, font=font)
+            position = (left + (cell - text_width(text)) // 2, top + cell // 2 - FONT_SIZE // 2)
+            draw.text(position, text, fill=colour, font=font)
     return np.asarray(canvas)
