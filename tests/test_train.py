@@ -367,3 +367,26 @@ def test_export_model_input_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "is not a file; expected a model saved by Keras" in err
     assert not (tmp_path / "logs").exists()
+
+
+def test_stop_on_divergence_raises_before_later_callbacks_see_the_batch():
+    from training.divergence import StopOnDivergence, TrainingDiverged
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.ones((8, 2), np.float32)
+    x[4:] = np.nan  # the third batch of 2 is the first with a NaN loss
+    later = _Recorder()
+    expected = r"the loss is nan after step 3\. Fix: lower --learning-rate \(now 0\.5\)"
+    with pytest.raises(TrainingDiverged, match=expected):
+        model.fit(x, np.zeros(8, int), batch_size=2, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[StopOnDivergence(0.5), later])
+    assert [batch for batch, _ in later.batches] == [0, 1]  # the diverged batch never reached it
+
+
+def test_a_diverging_run_is_one_line(tiny_dir, tmp_path, capsys):
+    error = _input_error(capsys, "--model", "mlp", "--steps", "20", "--batch-size", "2", "--eval-every", "20",
+                         "--learning-rate", "1e30", "--data-dir", str(tiny_dir), "--logdir", str(tmp_path / "logs"),
+                         "--run", "r", *FEATURES_OFF_FLAGS)
+    assert re.search(r"The training diverged: the loss is (nan|inf) after step \d+\. Fix: lower --learning-rate "
+                     r"\(now 1e\+30\)", error)

@@ -120,8 +120,10 @@ def build_callbacks(
         writer: the run's one `tf.summary` writer; write summaries with it so that a run has one event file.
     """
     from .callbacks import StopAtStep, TensorBoardScalars
+    from .divergence import StopOnDivergence
 
     return [
+        StopOnDivergence(config.learning_rate),
         StopAtStep(config.steps),
         TensorBoardScalars(writer, log_every=config.log_every),
         *_snapshot_callbacks(config, run_dir, data, writer),
@@ -184,6 +186,7 @@ def train_and_evaluate(
 
     from .models import build_model, compile_model
 
+    config = dataclasses.replace(config, run=config.run or default_run_name(config.model))  # one name throughout
     run_dir = run_directory(config)
     data = check_run(config, data)
     prepare_run_dir(run_dir, config.overwrite)
@@ -384,7 +387,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = check_run(config)
     except (ValueError, TypeError, OSError) as error:  # raised by the checks above only: input problems
         sys.exit(parser.fail(error))
-    result = train_and_evaluate(config, data=data)
+    from .divergence import TrainingDiverged
+
+    try:
+        result = train_and_evaluate(config, data=data)
+    except TrainingDiverged as error:  # a consequence of the settings (the learning rate): one line too
+        sys.exit(parser.fail(error))
     print(f"Final test accuracy after {result.steps} steps: {result.test_accuracy:.2%} (loss {result.test_loss:.4f})")
     print(f"Saved {result.run_dir / MODEL_FILENAME}")
     print(f"View it with: {tensorboard_command(config.logdir)}")
