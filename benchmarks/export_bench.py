@@ -12,7 +12,7 @@ Printed (medians of --repeats; every repeat writes into a fresh directory):
   3. incremental exports into one run: the cost of export 1 ... 20 (it must not grow);
   4. share of variance kept by our PCA (default settings) vs the exact top components.
 
-Run (tensorboardX is the `bench` extra):  python benchmarks/export_bench.py
+Run (tensorboardX is the `bench` extra):  python -m benchmarks.export_bench
 """
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ def exact_explained_variance(x: np.ndarray, k: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=None, help="MNIST directory (default: $MNIST_DATA_DIR, else Keras' cache)")
+    parser.add_argument("--data-dir", default=None,
+                        help="MNIST directory (default: $MNIST_DATA_DIR, else Keras' cache)")
     parser.add_argument("--dims", type=int, nargs="+", default=[10, 1024, 3136])
     parser.add_argument("--repeats", type=int, default=3, help="repeats of our export per D")
     parser.add_argument("--tbx-repeats", type=int, default=3, help="repeats of tensorboardX's export per D")

@@ -9,7 +9,7 @@ Prints the seconds and the overhead ratio (one log / the training between two lo
 callback's private steps directly so each part is timed alone.
 
 Usage:
-    MNIST_DATA_DIR=/path/to/mnist python benchmarks/images_cost.py [--every 2000] [--repeats 3]
+    MNIST_DATA_DIR=/path/to/mnist python -m benchmarks.images_cost [--every 2000] [--repeats 3]
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@ with snapshots off, side by side in one process (alternating, median of `--repea
 Prints the training-time ratio (target: snapshots add at most 5%), each snapshot's seconds (and how many training
 steps that is), and the bytes and files each snapshot writes (constant: a snapshot never rewrites earlier ones).
 
-    MNIST_DATA_DIR=/work/shared/data/mnist python benchmarks/snapshot_overhead.py --model tutorial --steps 2000
+    MNIST_DATA_DIR=/work/shared/data/mnist python -m benchmarks.snapshot_overhead --model tutorial --steps 2000
+
+(from the repository root: the training app and the tests' run-directory watcher are imported from the clone).
+The trainings are `train_and_evaluate` itself, with the snapshot callback projector-train builds.
 """
 
 from __future__ import annotations
@@ -17,72 +20,25 @@ import tempfile
 import time
 from pathlib import Path
 
-import keras
-
-from projector_export.snapshots import DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, EmbeddingSnapshots, take_probe
+from projector_export import DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, EmbeddingSnapshots
+from tests._run_dir_watcher import RunDirWatcher
 from training.mnist import load_mnist
 from training.train import TrainConfig, train_and_evaluate
 
 _DEFAULT_TRAINING_STEPS = TrainConfig().steps  # projector-train's default length, for the projected overhead
 
 
-class _WrittenPerSnapshot(keras.callbacks.Callback):
-    """Bytes and files each snapshot wrote into the run directory (runs right after the snapshot callback).
-
-    A file counts as written when its inode is new or its mtime/size changed (hard-linked checkpoint shards of
-    earlier snapshots do not count: they are not rewritten); event files count only their appended bytes.
-    """
-
-    def __init__(self, run_dir: Path, every: int, steps: int):
-        super().__init__()
-        self.run_dir, self.every, self.steps = run_dir, every, steps
-        self.written: list[tuple[int, int]] = []  # (bytes, files) per snapshot
-        self._seen: dict[int, tuple[int, int]] = {}
-        self._step = 0
-
-    def on_train_begin(self, logs=None):
-        self._record()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
-        if self._step % self.every == 0 and self._step < self.steps:
-            self._record()
-
-    def on_train_end(self, logs=None):
-        self._record()
-
-    def _record(self):
-        size = files = 0
-        now = {}
-        for root, _, names in os.walk(self.run_dir):
-            for name in names:
-                stat = os.stat(os.path.join(root, name))
-                if stat.st_ino in now:  # another name (hard link) of a file already counted in this pass
-                    continue
-                now[stat.st_ino] = (stat.st_mtime_ns, stat.st_size)
-                before = self._seen.get(stat.st_ino)
-                if before != now[stat.st_ino]:
-                    appended = name.startswith("events.out.tfevents") and before is not None
-                    size += stat.st_size - before[1] if appended else stat.st_size
-                    files += 1
-        self._seen = now
-        self.written.append((size, files))
-
-
 def _train(data, model: str, steps: int, snapshots: bool, logdir: str, run: str):
-    """One training; returns (wall seconds of fit + evaluation + save, snapshot callback or None, watcher)."""
-    config = TrainConfig(model=model, steps=steps, seed=0, logdir=logdir, run=run, verbose=0, snapshot_every=0)
-    extra = []
-    snapshot = watcher = None
-    if snapshots:  # exactly what projector-train's defaults add (built here to read its per-snapshot records)
-        images, labels = take_probe(data.test_images, data.test_labels, DEFAULT_PROBE_SIZE)
-        snapshot = EmbeddingSnapshots(images, labels, logdir, run=run, every=DEFAULT_SNAPSHOT_EVERY,
-                                      class_names=data.class_names, total_steps=steps, verbose=False)
-        watcher = _WrittenPerSnapshot(Path(logdir) / run, DEFAULT_SNAPSHOT_EVERY, steps)
-        extra = [snapshot, watcher]
+    """One `projector-train` training (snapshots at the defaults, or off); returns (wall seconds of fit +
+    evaluation + save, the run's snapshot callback or None, the watcher of what each snapshot wrote)."""
+    every = DEFAULT_SNAPSHOT_EVERY if snapshots else 0
+    config = TrainConfig(model=model, steps=steps, seed=0, logdir=logdir, run=run, verbose=0, snapshot_every=every)
+    watcher = RunDirWatcher(Path(logdir) / run, DEFAULT_SNAPSHOT_EVERY, steps)
     start = time.perf_counter()
-    train_and_evaluate(config, data=data, extra_callbacks=extra)
-    return time.perf_counter() - start, snapshot, watcher
+    result = train_and_evaluate(config, data=data, extra_callbacks=[watcher] if snapshots else [])
+    seconds = time.perf_counter() - start
+    (snapshot,) = [c for c in result.callbacks if isinstance(c, EmbeddingSnapshots)] or [None]
+    return seconds, snapshot, watcher
 
 
 def main() -> None:
@@ -121,9 +77,11 @@ def main() -> None:
     print("| training | seconds | ratio |\n|---|---:|---:|")
     print(f"| snapshots off | {t_off:.1f} | 1.000 |")
     print(f"| snapshots at the defaults ({len(records)} snapshots) | {t_on:.1f} | {t_on / t_off:.3f} |\n")
-    print("| snapshot at step | seconds | = training steps | bytes written | files written |\n|---:|---:|---:|---:|---:|")
-    for record, (size, files) in zip(records, watcher.written):
-        print(f"| {record.step} | {record.seconds:.2f} | {record.seconds / step_seconds:.0f} | {size:,} | {files} |")
+    print("| snapshot at step | seconds | = training steps | bytes written | files written |")
+    print("|---:|---:|---:|---:|---:|")
+    for record, (size, files) in zip(records, watcher.per_snapshot, strict=True):
+        print(f"| {record.step} | {record.seconds:.2f} | {record.seconds / step_seconds:.0f} | {size:,} "
+              f"| {len(files)} |")
     print(f"\nprojected overhead of a default {_DEFAULT_TRAINING_STEPS}-step training "
           f"({_DEFAULT_TRAINING_STEPS // DEFAULT_SNAPSHOT_EVERY + 1} snapshots): {projected:.1%}")
     print("\n" + snapshot.snapshotter.table())

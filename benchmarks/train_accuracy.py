@@ -7,7 +7,7 @@
    `model.fit(images, labels)` of the same model, alternating, in the same process; prints medians and their ratio.
 
 Usage:
-    MNIST_DATA_DIR=/path/to/mnist python benchmarks/train_accuracy.py [--seed 0] [--repeats 3]
+    MNIST_DATA_DIR=/path/to/mnist python -m benchmarks.train_accuracy [--seed 0] [--repeats 3]
 """
 
 from __future__ import annotations

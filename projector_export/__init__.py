@@ -8,30 +8,40 @@ Public API (everything else is internal):
   ExportResult, ExportedTensor, StandaloneResult: what was written.
   tensorboard_command(logdir): the `tensorboard --logdir ...` line to print for the user.
   PCA_THRESHOLD_DIM, DEFAULT_PCA_COMPONENTS, MAX_SPRITE_SIZE_PX: documented limits and defaults.
+  DEFAULT_SNAPSHOT_EVERY, DEFAULT_PROBE_SIZE, MIN_PROBE_SIZE, DEFAULT_IMAGES_EVERY: the callbacks' defaults.
+  check_int(name, value, *, minimum=1), check_run_name(run), check_logdir(logdir), check_writable_dir(path, what):
+      the checks every entry point applies to its input, before anything is written.
   EmbeddingSnapshots(inputs, labels, logdir, *, run=None, every=..., layers=None, thumbnails=None, metadata=None,
       class_names=None, embedding_layers=None, features=None, ...): Keras callback for any Keras model, chosen
       layers (and Embedding weights) as `<layer>/step_<step>` tensors; with labels also error-case metadata and
       `separability/<layer>` scalars (docs/callback.md).
   export_model_layers(model, inputs, labels, logdir, *, ...): the same arguments, once, after training.
+  take_probe(images, labels, size): the first `size` examples, the fixed probe set of the snapshots.
+  resolve_layers(model, names): checks layer names against a model (None: every convolution and dense layer).
   knn_separability(features, labels, *, k=5): leave-one-out k-NN accuracy of labels in a feature space.
   ImageLogger(writer_or_run_dir, images, labels, *, every=...): Keras callback, the seeds' pictures in IMAGES.
   grad_cam(model, images, ...), filter_patterns(model, conv_layer, ...): the two costly pictures on their own.
 """
 
+from projector_export.defaults import DEFAULT_IMAGES_EVERY, DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE
 from projector_export.exporter import ExportResult, export_embeddings, tensorboard_command
 from projector_export.inputs import ExportedTensor
+from projector_export.metadata import MAX_SPRITE_SIZE_PX
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM
 from projector_export.separability import knn_separability
-from projector_export.metadata import MAX_SPRITE_SIZE_PX
 from projector_export.standalone import StandaloneResult, export_standalone
+from projector_export.validation import check_int, check_logdir, check_run_name, check_writable_dir
 
-_IMAGES_API = ("ImageLogger", "grad_cam", "filter_patterns")  # issue 5: TensorBoard images during training
-_SNAPSHOTS_API = ("EmbeddingSnapshots", "export_model_layers")  # issue 4: layer snapshots (need Keras too)
+# Imported on first use (they need Keras, seconds to import): TensorBoard images during training, layer snapshots.
+_IMAGES_API = ("ImageLogger", "grad_cam", "filter_patterns")
+_SNAPSHOTS_API = ("EmbeddingSnapshots", "export_model_layers", "take_probe", "resolve_layers")
 
 
 __all__ = [
-    "DEFAULT_PCA_COMPONENTS", "MAX_SPRITE_SIZE_PX", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor",
-    "StandaloneResult", "export_embeddings", "export_standalone", "knn_separability", "tensorboard_command", *_IMAGES_API, *_SNAPSHOTS_API,
+    "DEFAULT_IMAGES_EVERY", "DEFAULT_PCA_COMPONENTS", "DEFAULT_PROBE_SIZE", "DEFAULT_SNAPSHOT_EVERY",
+    "MAX_SPRITE_SIZE_PX", "MIN_PROBE_SIZE", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor", "StandaloneResult",
+    "check_int", "check_logdir", "check_run_name", "check_writable_dir", "export_embeddings", "export_standalone",
+    "knn_separability", "tensorboard_command", *_IMAGES_API, *_SNAPSHOTS_API,
 ]
 
 

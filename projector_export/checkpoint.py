@@ -28,6 +28,7 @@ import numpy as np
 
 from projector_export.atomic import TEMP_PREFIX, write_atomic
 from projector_export.metadata import ASSETS_DIRNAME, BUNDLE_BASENAME, STATE_FILENAME
+
 _STAGING_PREFIX = ".staging-"
 _BUNDLE_RE = re.compile(re.escape(BUNDLE_BASENAME) + r"-(\d+)\.(index|data-\d+-of-\d+)$")
 

@@ -3,9 +3,13 @@
     projector-export --logdir DIR [--run NAME] --embedding NAME=FILE.npy [--embedding ...]
                      [--labels FILE.npy] [--metadata FILE.tsv] [--images FILE.npy] [--standalone OUT_DIR]
 
-Errors print one line to stderr and exit with status 2. Embeddings come from *sources*:
-`_SOURCES` lists the functions that turn parsed arguments into named arrays (here: .npy
-files); another source (e.g. a Keras model's layers) is one more function and its flags.
+Every input and output is read and checked first; an input error prints one line to stderr, naming the file or
+flag and the fix, and exits with `EXIT_INPUT_ERROR` (2, as argparse does) with nothing written. Whatever fails
+after that is not an input error and keeps its traceback. Embeddings come from *sources*: `_SOURCES` lists the
+functions that turn parsed arguments into named arrays (here: .npy files).
+
+`OneLineParser`, `int_at_least` and `EXIT_INPUT_ERROR` are shared with the training app's commands, so that all
+the project's commands report input errors alike.
 """
 
 from __future__ import annotations
@@ -17,23 +21,54 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from projector_export.exporter import export_embeddings
-from projector_export.inputs import REDUCE_OPTIONS
+from projector_export.exporter import _check_run_dir, _check_run_state, export_embeddings
+from projector_export.inputs import REDUCE_OPTIONS, check_inputs
+from projector_export.metadata import STANDALONE_CONFIG_FILENAME
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM
+from projector_export.standalone import _read_config as _read_standalone_config
 from projector_export.standalone import check_base_url, export_standalone
+from projector_export.validation import check_int, check_logdir, check_run_name, check_writable_dir
 
 _PROG = "projector-export"
+EXIT_INPUT_ERROR = 2
+"""Exit status of every command of the project for an input error (argparse's own)."""
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (no usage block), exit status 2."""
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (no usage block), exit status `EXIT_INPUT_ERROR`."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_INPUT_ERROR, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+    def fail(self, error: BaseException | str) -> int:
+        """Prints an input error as one line on stderr and returns `EXIT_INPUT_ERROR`."""
+        print(f"{self.prog}: error: {one_line(str(error))}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog=_PROG, description="Export embeddings for TensorBoard's PROJECTOR.")
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def int_at_least(minimum: int, hint: str = "") -> Callable[[str], int]:
+    """An argparse `type` for an int flag >= `minimum`, checked by `validation.check_int`.
+
+    argparse names the flag: "projector-train: error: argument --seed: expected an int >= 0, received '-1'".
+    """
+
+    def parse(text: str) -> int:
+        try:
+            return check_int("value", int(text), minimum=minimum, hint=hint)
+        except ValueError:
+            expected = f"an int >= {minimum}" + (f" {hint}" if hint else "")
+            raise argparse.ArgumentTypeError(f"expected {expected}, received {text!r}") from None
+
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog=_PROG, description="Export embeddings for TensorBoard's PROJECTOR.")
     parser.add_argument("--logdir", required=True, help="log dir that `tensorboard --logdir` opens")
     parser.add_argument("--run", default=None, help="run (folder) inside the log dir; default: the log dir itself")
     parser.add_argument("--embedding", action="append", default=[], metavar="NAME=FILE.npy",
@@ -41,23 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--labels", metavar="FILE.npy", help="N labels, written as the metadata column 'label'")
     parser.add_argument("--metadata", metavar="FILE.tsv",
                         help="N rows of metadata (tab-separated; a first line with tabs is the header)")
-    parser.add_argument("--images", metavar="FILE.npy", help="N×H×W[×C] images (uint8, or float in [0, 1]) for the sprite")
-    parser.add_argument("--dark-on-white", action="store_true", help="draw the sprite inverted (MNIST: dark strokes on white)")
+    parser.add_argument("--images", metavar="FILE.npy",
+                        help="N×H×W[×C] images (uint8, or float in [0, 1]) for the sprite")
+    parser.add_argument("--dark-on-white", action="store_true",
+                        help="draw the sprite inverted (MNIST: dark strokes on white)")
     parser.add_argument("--reduce", choices=REDUCE_OPTIONS, default="auto",
-                        help=f"PCA: 'auto' reduces tensors wider than {PCA_THRESHOLD_DIM} (default), 'pca' always, 'none' never")
-    parser.add_argument("--pca-components", type=int, default=DEFAULT_PCA_COMPONENTS,
+                        help=f"PCA: 'auto' reduces tensors wider than {PCA_THRESHOLD_DIM} (default), 'pca' always, "
+                        "'none' never")
+    parser.add_argument("--pca-components", type=int_at_least(1), default=DEFAULT_PCA_COMPONENTS, metavar="K",
                         help=f"principal components kept when reducing (default {DEFAULT_PCA_COMPONENTS})")
     parser.add_argument("--standalone", metavar="OUT_DIR",
                         help="also write a folder for the standalone Embedding Projector web app")
     parser.add_argument("--standalone-url", metavar="URL",
                         help="where the --standalone folder will be served; its config then holds URLs under it, "
                              "so the web app can open it from another page (docs/standalone.md)")
-    model = parser.add_argument_group("a trained Keras model's layers on the MNIST test images (instead of --embedding)")
-    model.add_argument("--model", metavar="MODEL.keras", help="saved Keras model, e.g. logs/<run>/model.keras")
-    model.add_argument("--layers", metavar="A,B,C", help="layers to export (default: every convolution and dense layer)")
-    model.add_argument("--data-dir", help="directory with the four MNIST IDX files (default: $MNIST_DATA_DIR, else download)")
-    model.add_argument("--probe-size", type=int, metavar="N",
-                       help="export the first N test images (default: 5000, as projector-train snapshots)")
     return parser
 
 
@@ -70,7 +102,7 @@ def embeddings_from_files(args: argparse.Namespace) -> dict[str, np.ndarray]:
             raise ValueError(f"Invalid --embedding {spec!r}: expected NAME=FILE.npy, e.g. conv2=conv2.npy.")
         if name in embeddings:
             raise ValueError(f"Invalid --embedding {spec!r}: the name {name!r} is given twice.")
-        embeddings[name] = _load_npy(path, f"--embedding {name}")
+        embeddings[name] = load_npy(path, f"--embedding {name}")
     return embeddings
 
 
@@ -86,31 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.model is not None:
-        return export_model(args)
     try:
-        embeddings: dict[str, np.ndarray] = {}
-        for source in _SOURCES:
-            embeddings.update(source(args))
-        if not embeddings:
-            raise ValueError("No embeddings: give at least one --embedding NAME=FILE.npy.")
-        if args.standalone_url is not None and args.standalone is None:
-            raise ValueError("--standalone-url names where the --standalone folder is served: give --standalone too.")
-        try:
-            check_base_url(args.standalone_url)
-        except ValueError as e:
-            raise ValueError(f"--standalone-url: {e}") from None
-        images = None if args.images is None else _load_npy(args.images, "--images")
-        metadata = _metadata(args)
-        options = dict(images=images, metadata=metadata, reduce=args.reduce,
-                       pca_components=args.pca_components, dark_on_white=args.dark_on_white)
-        result = export_embeddings(args.logdir, embeddings, run=args.run, **options)
-        standalone = None if args.standalone is None else export_standalone(
-            args.standalone, embeddings, base_url=args.standalone_url, **options)
-    except (ValueError, TypeError, OSError) as e:
-        message = " ".join(str(e).split())  # one line, whatever the exception text holds
-        print(f"{_PROG}: error: {message}", file=sys.stderr)
-        return 2
+        embeddings, options = _read_and_check(args)
+    except (ValueError, TypeError, OSError) as error:  # raised by the reading and checking above only
+        return parser.fail(error)
+    result = export_embeddings(args.logdir, embeddings, run=args.run, **options)
+    standalone = None if args.standalone is None else export_standalone(
+        args.standalone, embeddings, base_url=args.standalone_url, **options)
     for tensor in result.tensors:
         reduced = ("" if tensor.explained_variance_ratio is None else
                    f" (PCA of {tensor.input_shape[1]} dims, {tensor.explained_variance_ratio:.1%} of the variance)")
@@ -125,53 +139,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def export_model(args: argparse.Namespace) -> int:
-    """The `--model MODEL.keras [--layers A,B] [--data-dir DIR] [--probe-size N]` mode: every chosen layer of a
-    saved model on the first N MNIST test images, with error-case metadata, the sprite and the class embedding."""
-    if args.embedding or args.labels or args.metadata or args.images or args.standalone or args.standalone_url:
-        print(f"{_PROG}: error: --model exports the model's own layers, labels and images; it cannot be combined "
-              f"with --embedding, --labels, --metadata, --images or --standalone.", file=sys.stderr)
-        return 2
-    import keras  # imported here: seconds to import, needed only in this mode
-
-    from projector_export.snapshots import DEFAULT_PROBE_SIZE, export_model_layers, take_probe
-    from training.mnist import load_mnist
-
+def _read_and_check(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict]:
+    """Reads every input and checks it and every output as the exports will; writes nothing."""
+    logdir = check_logdir(args.logdir)
+    run_dir = logdir if args.run is None else os.path.join(logdir, check_run_name(args.run))
+    check_writable_dir(run_dir, "--logdir")
+    _check_run_dir(run_dir)
+    _check_run_state(run_dir)
+    if args.standalone_url is not None and args.standalone is None:
+        raise ValueError("--standalone-url names where the --standalone folder is served: give --standalone too.")
     try:
-        if not os.path.isfile(args.model):
-            raise ValueError(f"--model {args.model!r} is not a file; expected a model saved by Keras, e.g. "
-                             f"logs/<run>/model.keras.")
-        model = keras.models.load_model(args.model)
-        layers = None if args.layers is None else [name.strip() for name in args.layers.split(",") if name.strip()]
-        data = load_mnist(args.data_dir)
-        images, labels = take_probe(data.test_images, data.test_labels, args.probe_size or DEFAULT_PROBE_SIZE)
-        input_shape = tuple(model.inputs[0].shape[1:])
-        if images.shape[1:] != input_shape and images[0].size == np.prod(input_shape):
-            images = images.reshape((len(images), *input_shape))  # e.g. N×28×28 for a model taking N×28×28×1
-        snapshotter = export_model_layers(model, images, labels, args.logdir, run=args.run, layers=layers,
-                                          class_names=data.class_names)
-    except (ValueError, TypeError, OSError) as e:
-        print(f"{_PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    print(f"wrote {', '.join(snapshotter.layers)} of {args.model} on {len(images)} test images")
-    print(snapshotter.table())
-    print(f"view it with: tensorboard --logdir {args.logdir}")
-    return 0
+        check_base_url(args.standalone_url)
+    except ValueError as e:
+        raise ValueError(f"--standalone-url: {e}") from None
+    if args.standalone is not None:
+        check_logdir(args.standalone)
+        check_writable_dir(args.standalone, "--standalone")
+        _read_standalone_config(os.path.join(args.standalone, STANDALONE_CONFIG_FILENAME))
+    embeddings: dict[str, np.ndarray] = {}
+    for source in _SOURCES:
+        embeddings.update(source(args))
+    if not embeddings:
+        raise ValueError("No embeddings: give at least one --embedding NAME=FILE.npy.")
+    images = None if args.images is None else load_npy(args.images, "--images")
+    options = dict(images=images, metadata=_metadata(args), reduce=args.reduce,
+                   pca_components=args.pca_components, dark_on_white=args.dark_on_white)
+    check_inputs(embeddings, images=images, metadata=options["metadata"], reduce=args.reduce,
+                 pca_components=args.pca_components)
+    return embeddings, options
 
 
-def _load_npy(path: str, what: str) -> np.ndarray:
+def load_npy(path: str, what: str) -> np.ndarray:
+    """Reads a .npy file named by flag `what`; a file that is not one raises ValueError before any allocation.
+
+    The header is checked against the file's size first (memory-mapped), so a header claiming more rows than the
+    file holds fails at once instead of allocating them.
+    """
+    expected = "Expected a .npy file saved with numpy.save."
+    if not os.path.isfile(path):
+        problem = "it is not a regular file" if os.path.exists(path) else "there is no such file"
+        raise ValueError(f"Cannot read {what} from {path!r}: {problem}. {expected}")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"Cannot read {what} from {path!r}: the file is empty. {expected}")
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"Cannot read {what} from {path!r}: {e}. Expected a .npy file saved with numpy.save.") from None
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(f"Cannot read {what} from {path!r}: {error}. {expected}") from None
+    if not isinstance(mapped, np.ndarray):  # an .npz archive
+        raise ValueError(f"Cannot read {what} from {path!r}: it is an .npz archive of several arrays. {expected}")
+    return np.array(mapped)
 
 
 def _metadata(args: argparse.Namespace):
     columns: dict[str, list] = {}
     if args.labels is not None:
-        labels = _load_npy(args.labels, "--labels")
+        labels = load_npy(args.labels, "--labels")
         if labels.ndim != 1:
-            raise ValueError(f"Invalid --labels {args.labels!r}: expected N labels (1-D), received shape {labels.shape}.")
+            raise ValueError(
+                f"Invalid --labels {args.labels!r}: expected N labels (1-D), received shape {labels.shape}."
+            )
         columns["label"] = labels.tolist()
     if args.metadata is not None:
         tsv_columns = _read_tsv(args.metadata)
@@ -205,5 +231,11 @@ def _read_tsv(path: str) -> dict[str | None, list[str]]:
     rows = [line.split("\t") for line in lines[1:]]
     for number, row in enumerate(rows, start=2):
         if len(row) != len(header):
-            raise ValueError(f"Invalid --metadata {path!r}: line {number} has {len(row)} fields, the header has {len(header)}.")
+            raise ValueError(
+                f"Invalid --metadata {path!r}: line {number} has {len(row)} fields, the header has {len(header)}."
+            )
     return {name: [row[i] for row in rows] for i, name in enumerate(header)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -57,7 +57,8 @@ def error_metadata(
         "correct": [_YES if ok else _NO for ok in right],
         "confidence": [f"{value:.4f}" for value in confidence],
         "loss": [f"{value:.4f}" for value in loss],
-        "error": ["" if ok else f"{names[a]}{ERROR_ARROW}{names[p]}" for ok, a, p in zip(right, labels, predictions)],
+        "error": ["" if ok else f"{names[a]}{ERROR_ARROW}{names[p]}"
+                  for ok, a, p in zip(right, labels, predictions, strict=True)],
     }
 
 

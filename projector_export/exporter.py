@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, ProjectorConfig
 
-from projector_export import checkpoint, config as config_lib, events
+from projector_export import checkpoint, events
+from projector_export import config as config_lib
 from projector_export.assets import ASSET_NAME_RE, Assets, write_assets
 from projector_export.inputs import ExportedTensor, check_inputs
 from projector_export.locking import run_lock

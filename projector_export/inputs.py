@@ -13,7 +13,7 @@ import numpy as np
 from projector_export.metadata_tsv import Columns, check_metadata, to_tsv
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM, pca
 from projector_export.sprite import check_images
-from projector_export.validation import check_embeddings
+from projector_export.validation import check_embeddings, check_int
 
 REDUCE_OPTIONS = ("auto", "pca", "none")
 
@@ -91,13 +91,7 @@ def _check_reduce(reduce: object, pca_components: object) -> str:
             f"Invalid value for argument `reduce`. Received: reduce={reduce!r}. Expected one of "
             f"{', '.join(map(repr, REDUCE_OPTIONS))} or None."
         )
-    if isinstance(pca_components, bool) or not isinstance(pca_components, (int, np.integer)):
-        raise TypeError(
-            f"Invalid value for argument `pca_components`. Received: {pca_components!r} "
-            f"({type(pca_components).__name__}). Expected a positive int."
-        )
-    if pca_components < 1:
-        raise ValueError(f"Invalid value for argument `pca_components`. Received: {pca_components}. Expected an int ≥ 1.")
+    check_int("pca_components", pca_components)
     return mode
 
 

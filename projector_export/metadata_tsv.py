@@ -72,7 +72,7 @@ def check_metadata(metadata: object, n_rows: int | None) -> Columns:
                 "metadata row i must describe example i, so both need the same N."
             )
         if isinstance(array, np.ndarray) and (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
-            columns[name] = array.astype(str).tolist()  # digits only: nothing to clean, 10× faster
+            columns[name] = array.astype(str).tolist()  # digits only: nothing to clean
         else:
             columns[name] = [_clean(v) for v in array.tolist()]
     lengths = {len(v) for v in columns.values()}

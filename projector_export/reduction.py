@@ -28,8 +28,7 @@ _SKETCH_ROWS = 2048
 _POWER_ITERATIONS = 1
 # BLAS threads for the PCA: half the cores (at least one). OpenBLAS threads spin while they
 # wait, so on a busy machine (or beside the sprite encoding, which runs at the same time)
-# a PCA with every core was 3× slower and erratic (10,000×1024 on 2 shared cores: median
-# 1.4 s with 2 threads vs 0.47 s with 1).
+# a PCA with every core was slower and erratic (docs/benchmarks.md).
 _BLAS_THREADS = max(1, (os.cpu_count() or 2) // 2)
 # Rows per block where a temporary copy of the rows is needed.
 _BLOCK_ROWS = 1024

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import error_metadata as _meta
+from .defaults import DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE
 from .metadata_tsv import check_metadata
 from .model_layers import (
     LayerOutputs,
@@ -43,13 +44,6 @@ from .schedule import is_due, optimizer_step
 from .separability import DEFAULT_K, knn_separability
 from .sprite import check_images
 from .validation import check_int
-
-DEFAULT_PROBE_SIZE = 5000
-DEFAULT_SNAPSHOT_EVERY = 5000
-"""Training steps between periodic snapshots (benchmarks/snapshot_overhead.py measures what they cost)."""
-
-MIN_PROBE_SIZE = DEFAULT_K + 1
-"""With labels, the k-NN separability needs k neighbours besides each example."""
 
 CLASS_EMBEDDING_NAME = "class_weights"
 SEPARABILITY_TAG = "separability"

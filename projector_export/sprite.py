@@ -20,9 +20,9 @@ from PIL import Image
 
 from projector_export.metadata import MAX_SPRITE_SIZE_PX
 
-# zlib settings for the PNG: level 1 with the run-length strategy is ~3× faster than Pillow's
-# default (level 6) and, on sprites (large uniform backgrounds), about as small (MNIST test set:
-# 0.14 s and 1.6 MB vs 0.39 s and 1.7 MB).
+# zlib settings for the PNG: level 1 with the run-length strategy is faster than Pillow's
+# default (level 6) and, on sprites (large uniform backgrounds), about as small
+# (docs/benchmarks.md).
 _PNG_COMPRESS_LEVEL = 1
 _PNG_COMPRESS_TYPE = zlib.Z_RLE
 _CHANNELS_TO_MODE = {1: "L", 3: "RGB"}

@@ -17,6 +17,8 @@ import numpy as np
 URL_UNSAFE_CHARS = "&#+%?:"
 # Characters that break a file path or a line of the config/metadata files.
 _CONTROL_CHARS = {chr(c) for c in range(32)} | {"\x7f"}
+# The longest file name most file systems accept (NAME_MAX), in bytes: a run is one folder.
+MAX_NAME_BYTES = 255
 # Rows per block when scanning a tensor for NaN/inf.
 _BLOCK_ROWS = 1024
 
@@ -61,6 +63,8 @@ def check_run_name(run: object) -> str:
     if not isinstance(run, str):
         raise TypeError(f"Invalid run: expected a str or None, received {type(run).__name__} {run!r}.")
     problem = _name_problem(run, allow_slash=False)
+    if not problem and len(os.fsencode(run)) > MAX_NAME_BYTES:
+        problem = f"it is {len(os.fsencode(run))} bytes long, longer than a file name may be ({MAX_NAME_BYTES})"
     if problem:
         raise ValueError(
             f"Invalid run {run!r}: {problem}. A run is one folder name inside the log dir, "
@@ -125,12 +129,15 @@ def _as_float32_matrix(name: str, value: object) -> np.ndarray:
         try:
             array = np.asarray(value)
         except ValueError as e:  # ragged nested lists
-            raise ValueError(f"Invalid embedding {name!r}: expected an N×D array, received ragged rows ({e}).") from None
+            raise ValueError(
+                f"Invalid embedding {name!r}: expected an N×D array, received ragged rows ({e})."
+            ) from None
     if array is None:
         raise TypeError(
             f"Invalid embedding {name!r}: expected an N×D numeric array, received {type(value).__name__}."
         )
-    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+    real = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    if array.dtype == np.bool_ or not real:
         raise TypeError(
             f"Invalid embedding {name!r}: expected real numbers (integer or float dtype), "
             f"received dtype {array.dtype}. Convert with np.asarray(x, dtype=np.float32)."
@@ -141,7 +148,9 @@ def _as_float32_matrix(name: str, value: object) -> np.ndarray:
             "Flatten per-example features first, e.g. x.reshape(len(x), -1)."
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"Invalid embedding {name!r}: expected N ≥ 1 rows and D ≥ 1 columns, received shape {array.shape}.")
+        raise ValueError(
+            f"Invalid embedding {name!r}: expected N ≥ 1 rows and D ≥ 1 columns, received shape {array.shape}."
+        )
     with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
         array = np.ascontiguousarray(array, dtype=np.float32)
     # Checked in blocks of rows (no N×D mask for wide tensors); the full mask is built only to
@@ -180,5 +189,25 @@ def check_logdir(logdir: object) -> str:
         raise ValueError(
             f"Invalid logdir {path!r}: {probe!r} is a file, expected a directory (or a path that "
             "does not exist yet). Choose another log dir."
+        )
+    return path
+
+
+def check_writable_dir(path: str | os.PathLike, what: str) -> str:
+    """Returns `path` if it is a directory this process can write into, or one it can create; else raises.
+
+    Checked before anything is written, so that a read-only or misplaced output fails with one line naming
+    `what` (a flag such as "--logdir") instead of half-way through. Creates nothing.
+    """
+    path = os.fspath(path)
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise ValueError(f"Invalid {what} {path!r}: {probe!r} is a file, expected a directory. Choose another {what}.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"Invalid {what} {path!r}: {probe!r} is not writable by this user. Choose a writable {what}, "
+            "or fix the directory's permissions."
         )
     return path

@@ -28,18 +28,18 @@ from _browser import (
     lattice,
     launch_chromium,
 )
+from _tensorboard_reader import Served
 from _tensorboard_server import TensorBoardServer
 from google.protobuf import text_format
 from PIL import Image
 from playwright.sync_api import sync_playwright
-from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.projector import projector_config_pb2
 from tensorboard.plugins.projector.metadata import PROJECTOR_FILENAME
 
 from projector_export import export_embeddings
 from projector_export.error_metadata import COLUMNS
 from projector_export.metadata_tsv import BLANK_VALUE
-from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG, snapshot_name
+from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG
 from training.callbacks import LEARNING_RATE, TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS
 from training.train import MODEL_FILENAME
 
@@ -77,7 +77,7 @@ def logdir(mnist_dir, tmp_path_factory) -> Path:
     """One short real training with snapshots and images, and a second run exported after the fact."""
     logdir = tmp_path_factory.mktemp("browser-logs")
     _run([_program("projector-train"), *TRAIN_ARGS, "--logdir", str(logdir), "--data-dir", str(mnist_dir)])
-    _run([_program("projector-export"), "--logdir", str(logdir), "--run", EXPORTED_RUN,
+    _run([sys.executable, "-m", "training.export_model", "--logdir", str(logdir), "--run", EXPORTED_RUN,
           "--model", str(logdir / RUN / MODEL_FILENAME), "--layers", ",".join(EXPORT_LAYERS),
           "--probe-size", str(EXPORT_PROBE), "--data-dir", str(mnist_dir)])
     return logdir
@@ -127,14 +127,16 @@ def _metadata(run_dir: Path, embedding) -> dict[str, list[str]]:
 
 def _summaries(run_dir: Path, plugin: str) -> dict[str, int]:
     """Tag -> number of logged steps, for the summaries of `plugin` in the run's event files."""
-    events = event_accumulator.EventAccumulator(str(run_dir), size_guidance={event_accumulator.TENSORS: 0})
-    events.Reload()
-    return {tag: len(events.Tensors(tag)) for tag in events.Tags()["tensors"]
-            if events.SummaryMetadata(tag).plugin_data.plugin_name == plugin}
+    return {tag: len(steps) for tag, steps in Served(run_dir.parent).steps(run_dir.name, plugin).items()}
+
+
+def _name(layer: str, step: int) -> str:
+    """The snapshot tensor's name, as the menu must list it: the step zero-padded to 6 digits."""
+    return f"{layer}/step_{step:06d}"
 
 
 def _last(layer: str) -> str:
-    return snapshot_name(layer, STEPS, STEPS)
+    return _name(layer, STEPS)
 
 
 def _page_errors(projector: ProjectorPage, mark: int) -> list[str]:
@@ -149,7 +151,7 @@ def _assert_no_page_errors(errors: list[str], projector: ProjectorPage, doing: s
 # ---- PROJECTOR ---------------------------------------------------------------------------------------------
 def test_menus_list_both_runs_and_every_snapshot_tensor(projector, logdir, shots):
     layers = (*LAYERS, CLASS_EMBEDDING_NAME)
-    expected = {snapshot_name(layer, step, STEPS) for layer in layers for step in SNAPSHOT_STEPS}
+    expected = {_name(layer, step) for layer in layers for step in SNAPSHOT_STEPS}
     assert set(_config(logdir / RUN)) == expected  # the run wrote what its flags ask for
     assert sorted(projector.run_menu()) == sorted([RUN, EXPORTED_RUN]), projector.context()
     menu = projector.tensor_menu()

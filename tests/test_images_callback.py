@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from _images_tensorboard import Served
+from _tensorboard_reader import Served
 
 from projector_export.images import ImageLogger, grad_cam, render
 from projector_export.images.callback import CAPTIONED_TILE

@@ -7,7 +7,7 @@ import re
 import keras
 import numpy as np
 import pytest
-from _images_tensorboard import Served
+from _tensorboard_reader import Served
 
 from projector_export.images import filter_patterns, grad_cam, render
 from projector_export.images.callback import CAPTIONED_TILE
@@ -141,7 +141,7 @@ def test_filter_patterns_raise_their_filters_well_above_the_noise(trained):
         activation = extractor(model, layer.output)
         filters = np.arange(layer.filters)
 
-        def own_means(x, activation=activation, filters=filters):
+        def own_means(x, activation=activation, filters=filters):  # this layer's, bound now
             return keras.ops.convert_to_numpy(activation(x)).mean(axis=(1, 2))[filters, filters]
 
         noise = np.stack([own_means(filter_patterns(model, layer, steps=0, value_range=(0, 255), seed=s))

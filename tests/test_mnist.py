@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _idx_files import idx_bytes, tiny_set
 
 from training.mnist import (
     CACHE_SUBDIR,
@@ -23,35 +24,6 @@ from training.mnist import (
     load_mnist,
 )
 
-RNG = np.random.default_rng(0)
-
-
-def _idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
-    magic = (0x0800 | array.ndim) if magic is None else magic
-    header = magic.to_bytes(4, "big") + b"".join(size.to_bytes(4, "big") for size in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def _write(path: Path, content: bytes, gz: bool) -> None:
-    if gz:
-        path.with_name(path.name + ".gz").write_bytes(gzip.compress(content))
-    else:
-        path.write_bytes(content)
-
-
-def _tiny_set(directory: Path, *, gz: bool = False, train: int = 6, test: int = 4, shape=(5, 3)) -> dict:
-    """Writes a tiny MNIST-format data set; returns its arrays by file name."""
-    directory.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        TRAIN_IMAGES: RNG.integers(0, 256, (train, *shape), dtype=np.uint8),
-        TRAIN_LABELS: np.arange(train, dtype=np.uint8) % 3,
-        TEST_IMAGES: RNG.integers(0, 256, (test, *shape), dtype=np.uint8),
-        TEST_LABELS: np.arange(test, dtype=np.uint8) % 3,
-    }
-    for name, array in arrays.items():
-        _write(directory / name, _idx_bytes(array), gz)
-    return arrays
-
 
 @pytest.fixture(autouse=True)
 def _no_env(monkeypatch):
@@ -65,8 +37,8 @@ def _no_env(monkeypatch):
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["raw", "gzipped"])
-def test_reads_tiny_set(tmp_path, gz):
-    arrays = _tiny_set(tmp_path, gz=gz)
+def test_readstiny_set(tmp_path, gz):
+    arrays = tiny_set(tmp_path, gz=gz)
     data = load_mnist(tmp_path)
     np.testing.assert_array_equal(data.train_images, arrays[TRAIN_IMAGES])
     np.testing.assert_array_equal(data.train_labels, arrays[TRAIN_LABELS])
@@ -79,21 +51,21 @@ def test_reads_tiny_set(tmp_path, gz):
 
 
 def test_gzip_recognised_by_content_not_name(tmp_path):
-    arrays = _tiny_set(tmp_path)
+    arrays = tiny_set(tmp_path)
     path = tmp_path / TRAIN_IMAGES
     path.write_bytes(gzip.compress(path.read_bytes()))
     np.testing.assert_array_equal(load_mnist(tmp_path).train_images, arrays[TRAIN_IMAGES])
 
 
 def test_class_names_from_file_and_argument(tmp_path):
-    _tiny_set(tmp_path)
+    tiny_set(tmp_path)
     (tmp_path / "classes.txt").write_text("zero\none\n\ntwo\nthree\n", encoding="utf-8")
     assert load_mnist(tmp_path).class_names == ("zero", "one", "two", "three")
     assert load_mnist(tmp_path, class_names=["a", "b", "c"]).class_names == ("a", "b", "c")
 
 
 def test_too_few_class_names(tmp_path):
-    _tiny_set(tmp_path)
+    tiny_set(tmp_path)
     with pytest.raises(MnistFormatError, match=r"names 2 classes but the labels go up to 2"):
         load_mnist(tmp_path, class_names=["a", "b"])
     (tmp_path / "classes.txt").write_text("a\n", encoding="utf-8")
@@ -102,13 +74,13 @@ def test_too_few_class_names(tmp_path):
 
 
 def test_class_names_string_is_type_error(tmp_path):
-    _tiny_set(tmp_path)
+    tiny_set(tmp_path)
     with pytest.raises(TypeError, match="sequence of strings"):
         load_mnist(tmp_path, class_names="abc")
 
 
 def test_source_order_argument_then_environment(tmp_path, monkeypatch):
-    first, second = _tiny_set(tmp_path / "arg", train=6), _tiny_set(tmp_path / "env", train=8)
+    first, second = tiny_set(tmp_path / "arg", train=6), tiny_set(tmp_path / "env", train=8)
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "env"))
     assert len(load_mnist(tmp_path / "arg").train_images) == len(first[TRAIN_IMAGES])
     assert len(load_mnist().train_images) == len(second[TRAIN_IMAGES])
@@ -116,7 +88,7 @@ def test_source_order_argument_then_environment(tmp_path, monkeypatch):
 
 def test_download_uses_keras_get_file_with_hashes(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    arrays = _tiny_set(cache, gz=True)
+    arrays = tiny_set(cache, gz=True)
     calls = []
 
     def fake_get_file(**kwargs):
@@ -127,7 +99,7 @@ def test_download_uses_keras_get_file_with_hashes(tmp_path, monkeypatch):
     data = load_mnist()
     np.testing.assert_array_equal(data.test_images, arrays[TEST_IMAGES])
     assert [call["fname"] for call in calls] == [f"{name}.gz" for name in FILE_NAMES]
-    for call, name in zip(calls, FILE_NAMES):
+    for call, name in zip(calls, FILE_NAMES, strict=True):
         assert call["origin"] == f"{MIRROR_URL}{name}.gz"
         assert call["file_hash"] == MIRROR_GZ_SHA256[name] and len(call["file_hash"]) == 64
         assert call["hash_algorithm"] == "sha256" and call["cache_subdir"] == CACHE_SUBDIR
@@ -156,7 +128,7 @@ def test_directory_is_a_file(tmp_path):
 
 @pytest.mark.parametrize("missing", FILE_NAMES)
 def test_missing_file_named(tmp_path, missing):
-    _tiny_set(tmp_path)
+    tiny_set(tmp_path)
     (tmp_path / missing).unlink()
     with pytest.raises(MnistFormatError) as error:
         load_mnist(tmp_path)
@@ -166,7 +138,7 @@ def test_missing_file_named(tmp_path, missing):
 
 
 def test_truncated_gzip(tmp_path):
-    _tiny_set(tmp_path, gz=True)
+    tiny_set(tmp_path, gz=True)
     path = tmp_path / f"{TRAIN_IMAGES}.gz"
     path.write_bytes(path.read_bytes()[:-20])
     with pytest.raises(MnistFormatError, match=rf"{TRAIN_IMAGES}\.gz is a truncated gzip file"):
@@ -174,7 +146,7 @@ def test_truncated_gzip(tmp_path):
 
 
 def test_corrupt_gzip(tmp_path):
-    _tiny_set(tmp_path, gz=True)
+    tiny_set(tmp_path, gz=True)
     path = tmp_path / f"{TEST_LABELS}.gz"
     content = bytearray(path.read_bytes())
     content[-8:-4] = bytes(4 * [0xFF])  # the CRC-32 of the content
@@ -184,7 +156,7 @@ def test_corrupt_gzip(tmp_path):
 
 
 def test_swapped_files_wrong_magic(tmp_path):
-    _tiny_set(tmp_path)
+    tiny_set(tmp_path)
     images, labels = tmp_path / TRAIN_IMAGES, tmp_path / TRAIN_LABELS
     images_bytes, labels_bytes = images.read_bytes(), labels.read_bytes()
     images.write_bytes(labels_bytes)
@@ -194,28 +166,28 @@ def test_swapped_files_wrong_magic(tmp_path):
 
 
 def test_not_an_idx_file(tmp_path):
-    _tiny_set(tmp_path)
+    tiny_set(tmp_path)
     (tmp_path / TEST_IMAGES).write_bytes(b"<html>Not Found</html>")
     with pytest.raises(MnistFormatError, match=rf"{TEST_IMAGES} has magic number 0x3c68746d"):
         load_mnist(tmp_path)
 
 
 def test_too_short(tmp_path):
-    _tiny_set(tmp_path)
+    tiny_set(tmp_path)
     (tmp_path / TEST_LABELS).write_bytes(b"\x00\x00")
     with pytest.raises(MnistFormatError, match="is 2 bytes long: too short"):
         load_mnist(tmp_path)
 
 
 def test_truncated_header(tmp_path):
-    _tiny_set(tmp_path)
-    (tmp_path / TRAIN_IMAGES).write_bytes(_idx_bytes(np.zeros((2, 2, 2)))[:9])
+    tiny_set(tmp_path)
+    (tmp_path / TRAIN_IMAGES).write_bytes(idx_bytes(np.zeros((2, 2, 2)))[:9])
     with pytest.raises(MnistFormatError, match="truncated inside its header"):
         load_mnist(tmp_path)
 
 
 def test_truncated_pixels(tmp_path):
-    _tiny_set(tmp_path)
+    tiny_set(tmp_path)
     path = tmp_path / TRAIN_IMAGES
     path.write_bytes(path.read_bytes()[:-1])
     with pytest.raises(MnistFormatError, match=r"is truncated: its header declares 6×5×3 values"):
@@ -223,7 +195,7 @@ def test_truncated_pixels(tmp_path):
 
 
 def test_trailing_bytes(tmp_path):
-    _tiny_set(tmp_path)
+    tiny_set(tmp_path)
     path = tmp_path / TEST_LABELS
     path.write_bytes(path.read_bytes() + b"\x00")
     with pytest.raises(MnistFormatError, match="longer than its header says"):
@@ -231,27 +203,27 @@ def test_trailing_bytes(tmp_path):
 
 
 def test_empty_images(tmp_path):
-    _tiny_set(tmp_path, shape=(0, 3))
+    tiny_set(tmp_path, shape=(0, 3))
     with pytest.raises(MnistFormatError, match=r"declares images of 0×3 pixels"):
         load_mnist(tmp_path)
 
 
 def test_count_mismatch(tmp_path):
-    _tiny_set(tmp_path)
-    (tmp_path / TEST_LABELS).write_bytes(_idx_bytes(np.zeros(3)))
+    tiny_set(tmp_path)
+    (tmp_path / TEST_LABELS).write_bytes(idx_bytes(np.zeros(3)))
     with pytest.raises(MnistFormatError, match=rf"{TEST_IMAGES} holds 4 images but {TEST_LABELS} holds 3 labels"):
         load_mnist(tmp_path)
 
 
 def test_train_test_image_size_mismatch(tmp_path):
-    _tiny_set(tmp_path)
-    (tmp_path / TEST_IMAGES).write_bytes(_idx_bytes(np.zeros((4, 3, 5))))
+    tiny_set(tmp_path)
+    (tmp_path / TEST_IMAGES).write_bytes(idx_bytes(np.zeros((4, 3, 5))))
     with pytest.raises(MnistFormatError, match=r"\(5, 3\) pixels but .* has \(3, 5\)"):
         load_mnist(tmp_path)
 
 
 def test_require_official_refuses_other_data(tmp_path):
-    _tiny_set(tmp_path)
+    tiny_set(tmp_path)
     with pytest.raises(MnistFormatError, match="differ from the official MNIST.*MNIST was required"):
         load_mnist(tmp_path, require_official=True)
 
@@ -271,11 +243,43 @@ def test_one_file_replaced_in_real_mnist(mnist_dir, tmp_path):
     for name in (TRAIN_LABELS, TEST_LABELS):
         source = next(mnist_dir.glob(f"{name}*"))
         shutil.copy(source, tmp_path / source.name)
-    (tmp_path / TRAIN_IMAGES).write_bytes(_idx_bytes(np.zeros((60000, 28, 28))))
-    (tmp_path / TEST_IMAGES).write_bytes(_idx_bytes(np.zeros((10000, 28, 28))))
+    (tmp_path / TRAIN_IMAGES).write_bytes(idx_bytes(np.zeros((60000, 28, 28))))
+    (tmp_path / TEST_IMAGES).write_bytes(idx_bytes(np.zeros((10000, 28, 28))))
     with pytest.raises(MnistFormatError) as error:
         load_mnist(tmp_path)
     message = str(error.value)
     assert f"{TRAIN_IMAGES}, {TEST_IMAGES} in {tmp_path}" in message
     assert "the other files are the official MNIST" in message
 
+
+
+def test_unreadable_file_named_with_fix(tmp_path, monkeypatch):
+    tiny_set(tmp_path)
+    unreadable = tmp_path / TEST_LABELS
+    read_bytes = Path.read_bytes
+
+    def refuse(path):  # tests run as root, for whom chmod 000 does not stop reading
+        if path == unreadable:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(MnistFormatError, match=rf"Cannot read {unreadable}: Permission denied\. Fix: make it readable"):
+        load_mnist(tmp_path)
+
+
+def test_classes_file_not_utf8_named(tmp_path):
+    tiny_set(tmp_path)
+    (tmp_path / "classes.txt").write_bytes(b"zero\n\xff\xfeone\ntwo\n")
+    with pytest.raises(MnistFormatError, match=r"Cannot read .*classes\.txt: 'utf-8' codec can't decode.*UTF-8 text"):
+        load_mnist(tmp_path)
+
+
+def test_header_dimensions_that_overflow_int64(tmp_path):
+    tiny_set(tmp_path)
+    huge = 0xFFFFFFFF  # 3 such dimensions multiply to more than 2**63: numpy's int64 product would wrap
+    header = (0x0803).to_bytes(4, "big") + huge.to_bytes(4, "big") * 3
+    (tmp_path / TRAIN_IMAGES).write_bytes(header + bytes(10))
+    with pytest.raises(MnistFormatError, match=r"is truncated: its header declares 4294967295×4294967295×4294967295 "
+                       r"values, i\.e\. 79228162458924105385300197391 bytes, but it has 26 bytes"):
+        load_mnist(tmp_path)

@@ -69,7 +69,8 @@ def test_compiled_model_trains_on_logits():
 
 
 def test_unknown_name_lists_choices():
-    with pytest.raises(ValueError, match=r"Unknown model 'resnet'\. Expected one of: tutorial, lenet, three_conv, small, mlp"):
+    expected = r"Unknown model 'resnet'\. Expected one of: tutorial, lenet, three_conv, small, mlp"
+    with pytest.raises(ValueError, match=expected):
         build_model("resnet", (28, 28), 10)
 
 

@@ -4,18 +4,17 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from _projector_client import ProjectorClient, sprite_cell
+from _run_dir_watcher import RunDirWatcher
 
-from projector_export import cli
 from projector_export.error_metadata import COLUMNS
 from projector_export.metadata_tsv import BLANK_VALUE
 from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG
+from training import export_model
 from training.train import MODEL_FILENAME, TrainConfig, train_and_evaluate
 
 pytestmark = pytest.mark.integration
@@ -26,51 +25,6 @@ LAYERS = ["conv1", "conv2", "fc1", "logits"]  # the default: every convolution a
 RUN = "snap"
 
 
-class _RunDirWatcher(keras.callbacks.Callback):
-    """After each snapshot (it runs after the snapshot callback), what the snapshot wrote into the run directory.
-
-    Files are written whole (temporary file + rename) except event files, which writers append to: for those
-    only the appended bytes count. Hard-linked checkpoint shards keep their inode and mtime, so they count as
-    untouched, which is the point: a snapshot must not rewrite what earlier ones wrote.
-    """
-
-    def __init__(self, run_dir: Path):
-        super().__init__()
-        self.run_dir = run_dir
-        self.per_snapshot: list[tuple[int, list[str]]] = []  # (bytes written, files written)
-        self._seen: dict[int, tuple[int, int]] = {}  # inode -> (mtime, size): a new hard link writes nothing
-        self._step = 0
-
-    def on_train_begin(self, logs=None):
-        self._record()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
-        if self._step % EVERY == 0 and self._step < STEPS:
-            self._record()
-
-    def on_train_end(self, logs=None):
-        self._record()
-
-    def _record(self):
-        written, names, now = 0, [], {}
-        for root, _, files in os.walk(self.run_dir):
-            for name in files:
-                path = os.path.join(root, name)
-                stat = os.stat(path)
-                if stat.st_ino in now:  # another name (hard link) of a file already seen in this pass
-                    continue
-                now[stat.st_ino] = (stat.st_mtime_ns, stat.st_size)
-                before = self._seen.get(stat.st_ino)
-                if before == now[stat.st_ino]:
-                    continue
-                appended = name.startswith("events.out.tfevents") and before is not None
-                written += stat.st_size - before[1] if appended else stat.st_size
-                names.append(os.path.relpath(path, self.run_dir))
-        self._seen = now
-        self.per_snapshot.append((written, names))
-
-
 @pytest.fixture(scope="module")
 def trained(mnist, tmp_path_factory):
     logdir = tmp_path_factory.mktemp("logs")
@@ -78,7 +32,7 @@ def trained(mnist, tmp_path_factory):
         model="tutorial", steps=STEPS, learning_rate=1e-3, seed=0, logdir=str(logdir), run=RUN, verbose=0,
         snapshot_every=EVERY, probe_size=PROBE, eval_every=STEPS,
     )
-    watcher = _RunDirWatcher(logdir / RUN)
+    watcher = RunDirWatcher(logdir / RUN, EVERY, STEPS)
     result = train_and_evaluate(config, data=mnist, extra_callbacks=[watcher])
     return logdir, result, watcher, ProjectorClient(logdir)
 
@@ -194,7 +148,7 @@ def test_export_a_saved_model_after_the_fact(trained, mnist, capsys):
     model_path = str(logdir / RUN / MODEL_FILENAME)
     argv = ["--logdir", str(logdir), "--run", "after", "--model", model_path, "--layers", "conv2,logits",
             "--probe-size", "100", "--data-dir", str(mnist.directory)]
-    assert cli.main(argv) == 0
+    assert export_model.main(argv) == 0
     assert "view it with: tensorboard --logdir" in capsys.readouterr().out
     projector = ProjectorClient(logdir)
     config = json.loads(projector.get("/info", run="after"))
@@ -204,10 +158,10 @@ def test_export_a_saved_model_after_the_fact(trained, mnist, capsys):
     predictions = [mnist.class_names[p] for p in logits.argmax(1)]
     assert projector.metadata_columns("after", "conv2")["prediction"] == predictions
 
-    assert cli.main([*argv[:3], "after2", *argv[4:6], "--layers", "conv2,conv9"]) == 2
+    assert export_model.main([*argv[:3], "after2", *argv[4:6], "--layers", "conv2,conv9"]) == 2
     error = capsys.readouterr().err
     assert "Unknown layer name(s) 'conv9'" in error and "conv1, pool1, conv2" in error
-    assert cli.main([*argv[:3], "after2", *argv[4:6], "--probe-size", "10001"]) == 2
+    assert export_model.main([*argv[:3], "after2", *argv[4:6], "--probe-size", "10001"]) == 2
     assert "Probe size 10001 is not available: the data has 10000 examples" in capsys.readouterr().err
     assert not (logdir / "after2").exists()  # refused before anything was written
 

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from _tensorboard_reader import Served
 
 from projector_export import error_metadata as meta
 from projector_export.model_layers import LayerOutputs, default_layers, resolve_layers
@@ -138,7 +139,6 @@ def test_probe_is_the_first_images_and_never_larger_than_the_data():
 
 def test_callback_snapshots_before_every_k_steps_and_after_across_epochs(tmp_path, capsys):
     from google.protobuf import text_format
-    from tensorboard.backend.event_processing import event_accumulator
     from tensorboard.plugins.projector import projector_config_pb2
 
     keras.utils.set_random_seed(1)
@@ -158,10 +158,9 @@ def test_callback_snapshots_before_every_k_steps_and_after_across_epochs(tmp_pat
                 [("conv1", 72), ("fc1", 4), ("logits", 3)] for s in steps}
     expected.update({f"class_weights/step_{s:06d}": [3, 4] for s in steps})
     assert names == expected
-    events = event_accumulator.EventAccumulator(str(tmp_path / "r"), size_guidance={"tensors": 0})
-    events.Reload()
-    assert {tag for tag in events.Tags()["tensors"] if tag.startswith("separability/")} == {
+    scalars = Served(tmp_path).scalars("r")
+    assert {tag for tag in scalars if tag.startswith("separability/")} == {
         "separability/conv1", "separability/fc1", "separability/logits"}
-    assert [event.step for event in events.Tensors("separability/fc1")] == steps
+    assert list(scalars["separability/fc1"]) == steps
     table = capsys.readouterr().out
     assert "leave-one-out 5-NN accuracy of 8 probe rows" in table and table.count("\n10 ") == 1

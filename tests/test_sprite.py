@@ -62,8 +62,8 @@ def test_too_many_cells_are_scaled_down_with_a_warning():
     n, side = 100, 1000
     images = np.zeros((n, side, side), dtype=np.uint8)
     images[:, :, : side // 2] = np.arange(n, dtype=np.uint8)[:, None, None] + 1  # left half: the index
-    limit = r"above TensorBoard's 8192×8192 px limit; thumbnails are scaled down to 819×819"
-    with pytest.warns(UserWarning, match=limit):
+    expected = r"above TensorBoard's 8192×8192 px limit; thumbnails are scaled down to 819×819"
+    with pytest.warns(UserWarning, match=expected):
         sprite = make_sprite(images)
     assert sprite.cell_size == (819, 819) == cell_size(images.shape)
     height, width = sprite.pixels.shape

@@ -18,8 +18,8 @@ def test_config_and_files_hold_what_went_in(tmp_path):
     x = rng.standard_normal((5, 3))
     wide = rng.standard_normal((5, 300))
     images = rng.integers(0, 256, (5, 2, 3), dtype=np.uint8)
-    result = export_standalone(tmp_path, {"layer/a": x, "wide": wide}, images=images,
-                               metadata={"y": [1, 2, 3, 4, 5], "z": list("abcde")})
+    metadata = {"y": [1, 2, 3, 4, 5], "z": list("abcde")}
+    result = export_standalone(tmp_path, {"layer/a": x, "wide": wide}, images=images, metadata=metadata)
     config = json.loads((tmp_path / "projector_config.json").read_text(encoding="utf-8"))
     a, w = config["embeddings"]
     assert a["tensorName"] == "layer/a" and a["tensorShape"] == [5, 3]

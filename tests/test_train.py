@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import runpy
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,11 +14,13 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-
+from _idx_files import tiny_set
 from _tensorboard_server import TensorBoardServer
+
+from training import export_model
 from training.callbacks import LEARNING_RATE, TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS
 from training.mnist import MnistData
-from training.train import MODEL_FILENAME, TrainConfig, default_run_name, main, train_and_evaluate
+from training.train import MODEL_FILENAME, TrainConfig, build_parser, default_run_name, main, train_and_evaluate
 
 STEPS, EVAL_EVERY, LOG_EVERY = 200, 100, 50
 TAGS = {TRAIN_LOSS, TRAIN_ACCURACY, TEST_LOSS, TEST_ACCURACY, LEARNING_RATE}
@@ -87,7 +92,8 @@ def test_tensorboard_serves_the_logged_scalars(short_run):
             time.sleep(0.5)
         assert set(tags) == TAGS
         served = {
-            tag: {step: value for _, step, value in board.get_json("/data/plugin/scalars/scalars", run="short", tag=tag)}
+            tag: {step: value
+                  for _, step, value in board.get_json("/data/plugin/scalars/scalars", run="short", tag=tag)}
             for tag in TAGS
         }
 
@@ -111,8 +117,11 @@ def test_refuses_non_empty_run_dir(short_run, capsys):
     before = {path: path.stat().st_mtime_ns for path in result.run_dir.iterdir()}
     with pytest.raises(FileExistsError, match=r"already holds files of another run.*--overwrite"):
         train_and_evaluate(config)
-    with pytest.raises(SystemExit, match=r"projector-train: error: Run directory .*short already holds files"):
+    with pytest.raises(SystemExit) as exit_info:
         main(["--logdir", config.logdir, "--run", "short"])
+    assert exit_info.value.code == 2
+    assert re.fullmatch(r"projector-train: error: Run directory .*short already holds files.*--overwrite.*\n",
+                        capsys.readouterr().err)
     assert {path: path.stat().st_mtime_ns for path in result.run_dir.iterdir()} == before
 
 
@@ -124,7 +133,7 @@ def test_seed_repeats_and_overwrite_replaces(mnist, tmp_path):
     (first.run_dir / "stale.txt").write_text("from an older run")
     second = train_and_evaluate(TrainConfig(**{**vars(config), "overwrite": True}), data=mnist)
     assert second.test_loss == first.test_loss
-    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
+    for a, b in zip(first.model.get_weights(), second.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     names = sorted(path.name for path in second.run_dir.iterdir())
     assert len(names) == 2 and names[1] == MODEL_FILENAME  # the stale file and the first event file are gone
@@ -144,8 +153,8 @@ def test_cli_exact_steps_and_output(mnist_dir, tmp_path, capsys):
 
 def test_cli_rejects_bad_values(capsys):
     for argv, message in (
-        (["--steps", "0"], "steps must be a positive integer. Received: steps=0"),
-        (["--run", "../elsewhere"], "run must be a relative name inside the logdir"),
+        (["--steps", "0"], "argument --steps: expected an int >= 1, received '0'"),
+        (["--run", "../elsewhere"], "Invalid run '../elsewhere': it contains '/' (path separator)"),
         (["--model", "resnet"], "invalid choice: 'resnet'"),
     ):
         with pytest.raises(SystemExit) as exit_info:
@@ -159,8 +168,12 @@ def test_config_validation():
         TrainConfig(model="resnet")
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
         TrainConfig(learning_rate=0.0)
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+    with pytest.raises(TypeError, match=r"`batch_size`\. Received: batch_size=True \(bool\)\. Expected an int"):
         TrainConfig(batch_size=True)
+    with pytest.raises(ValueError, match=r"Received: snapshot_every=-1\. Expected an int >= 0 \(0: off\)"):
+        TrainConfig(snapshot_every=-1)
+    with pytest.raises(ValueError, match=r"Invalid run 'a&b': it contains '&'"):
+        TrainConfig(run="a&b")
 
 
 def test_default_run_name():
@@ -178,9 +191,9 @@ def test_python_dash_m_entry_point(monkeypatch, capsys):
     assert "--eval-every" in capsys.readouterr().out
 
 
-def test_bad_data_reported_before_anything_is_written(tmp_path):
-    with pytest.raises(SystemExit, match=r"projector-train: error: MNIST directory .*nowhere .* does not exist"):
-        main(["--data-dir", str(tmp_path / "nowhere"), "--logdir", str(tmp_path / "logs"), "--run", "r"])
+def test_bad_data_reported_before_anything_is_written(tmp_path, capsys):
+    error = _input_error(capsys, "--data-dir", str(tmp_path / "nowhere"), "--logdir", str(tmp_path / "logs"))
+    assert re.match(r"projector-train: error: MNIST directory .*nowhere .* does not exist", error)
     tiny = MnistData(
         train_images=np.zeros((10, 8, 8), np.uint8), train_labels=np.arange(10, dtype=np.uint8) % 2,
         test_images=np.zeros((4, 8, 8), np.uint8), test_labels=np.arange(4, dtype=np.uint8) % 2,
@@ -189,3 +202,191 @@ def test_bad_data_reported_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="batch_size=64 is larger than the 10 training images"):
         train_and_evaluate(TrainConfig(logdir=str(tmp_path / "logs"), run="r", **FEATURES_OFF), data=tiny)
     assert not (tmp_path / "logs").exists()
+
+
+def _input_error(capsys, *argv: str) -> str:
+    """Runs projector-train with `argv`; asserts the input-error exit (2) and one line on stderr, returns it."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("projector-train: error: "), err
+    return err
+
+
+@pytest.fixture
+def tiny_dir(tmp_path) -> Path:
+    tiny_set(tmp_path / "mnist")
+    return tmp_path / "mnist"
+
+
+def test_logdir_that_is_a_file(tmp_path, tiny_dir, capsys):
+    (tmp_path / "logs").write_text("not a directory")
+    error = _input_error(capsys, "--logdir", str(tmp_path / "logs"), "--run", "r", "--data-dir", str(tiny_dir))
+    assert f"Invalid logdir '{tmp_path / 'logs'}': '{tmp_path / 'logs'}' is a file" in error
+    assert (tmp_path / "logs").read_text() == "not a directory"
+
+
+def test_read_only_logdir(tmp_path, tiny_dir, capsys, monkeypatch):
+    logdir = tmp_path / "logs"
+    logdir.mkdir()
+    access = os.access
+    # Tests run as root, whom chmod 555 does not stop; os.access is what the check asks (as on a read-only mount).
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(logdir) else access(path, mode))
+    error = _input_error(capsys, "--logdir", str(logdir), "--run", "r", "--data-dir", str(tiny_dir))
+    assert f"Invalid --logdir '{logdir / 'r'}': '{logdir}' is not writable by this user" in error
+    assert list(logdir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("run", "message"),
+    [("r" * 256, "it is 256 bytes long, longer than a file name may be (255)"),
+     ("a&b", "it contains '&', which break TensorBoard's URLs"),
+     ("a/b", "it contains '/' (path separator)")],
+)
+def test_run_names_refused_before_any_directory_is_made(tmp_path, tiny_dir, capsys, run, message):
+    error = _input_error(capsys, "--logdir", str(tmp_path / "logs"), "--run", run, "--data-dir", str(tiny_dir))
+    assert f"Invalid run '{run}': {message}" in error
+    assert not (tmp_path / "logs").exists()
+
+
+def test_mnist_file_without_read_permission(tmp_path, tiny_dir, capsys, monkeypatch):
+    unreadable = tiny_dir / "train-images-idx3-ubyte"
+    read_bytes = Path.read_bytes
+
+    def refuse(path):  # what a file without read permission answers a non-root user
+        if path == unreadable:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    error = _input_error(capsys, "--logdir", str(tmp_path / "logs"), "--run", "r", "--data-dir", str(tiny_dir))
+    assert f"Cannot read {unreadable}: Permission denied. Fix: make it readable" in error
+    assert not (tmp_path / "logs").exists()
+
+
+def test_classes_file_not_utf8(tmp_path, tiny_dir, capsys):
+    (tiny_dir / "classes.txt").write_bytes("zéro\none\ntwo\n".encode("latin-1"))
+    error = _input_error(capsys, "--logdir", str(tmp_path / "logs"), "--run", "r", "--data-dir", str(tiny_dir))
+    assert f"Cannot read {tiny_dir / 'classes.txt'}: 'utf-8' codec can't decode" in error
+    assert "Expected a UTF-8 text file with one class name per line" in error
+    assert not (tmp_path / "logs").exists()
+
+
+def test_idx_header_whose_dimensions_overflow(tmp_path, tiny_dir, capsys):
+    (tiny_dir / "t10k-images-idx3-ubyte").write_bytes((0x0803).to_bytes(4, "big") + b"\xff" * 12)
+    error = _input_error(capsys, "--logdir", str(tmp_path / "logs"), "--run", "r", "--data-dir", str(tiny_dir))
+    assert f"{tiny_dir / 't10k-images-idx3-ubyte'} is truncated: its header declares 4294967295×" in error
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [("--seed", "-1", "an int >= 0"), ("--batch-size", "0", "an int >= 1"), ("--probe-size", "5", "an int >= 6"),
+     ("--snapshot-every", "-1", "an int >= 0 (0: off)"), ("--images-every", "x", "an int >= 0 (0: off)")],
+)
+def test_int_flags_name_the_flag(capsys, flag, value, expected):
+    error = _input_error(capsys, flag, value)
+    assert f"argument {flag}: expected {expected}, received '{value}'" in error
+
+
+def test_help_shows_each_default_once_and_imports_no_tensorflow():
+    """`--help` of both training commands, in a fresh interpreter: no TensorFlow or Keras imported."""
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from training import export_model, train\n"
+        "texts = []\n"
+        "for module in (train, export_model):\n"
+        "    out = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+        "        module.main(['--help'])\n"
+        "    texts.append(out.getvalue())\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+        "print(json.dumps({'texts': texts, 'heavy': heavy}))\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["heavy"] == []
+    assert done.stderr == ""  # no TensorFlow start-up lines either
+    train_help, export_help = answer["texts"]
+    assert train_help.startswith("usage: projector-train") and export_help.startswith("usage: projector-export-model")
+    for text in (train_help, export_help):
+        options = re.split(r"\n  (?=-)", text.split("options:", 1)[1])[1:]
+        assert len(options) >= 5
+        for option in options:
+            described = " ".join(option.split())
+            assert described.count("default") <= 1, described
+            assert "(default: None)" not in described and "(default: False)" not in described
+    assert "--steps STEPS optimizer steps (batches) (default: 10000)" in " ".join(train_help.split())
+    assert "--run RUN run name (default: <model>-<YYYYmmdd-HHMMSS>)" in " ".join(train_help.split())
+    for parser in (build_parser(), export_model.build_parser()):
+        assert all(action.help for action in parser._actions), "every flag has help text"
+
+
+def _tensorflow_start_up(verbose: bool, env_level: str | None) -> str:
+    """stderr of a fresh interpreter that imports TensorFlow as the training commands do."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+    if env_level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = env_level
+    script = f"from training.tensorflow_logs import import_tensorflow_quietly; import_tensorflow_quietly({verbose})\n" \
+             "import tensorflow as tf; tf.constant(1.0) + 1.0\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+START_UP_NOTICE = "oneDNN custom operations are on"  # what TensorFlow's x86 builds print when they load
+
+
+def test_tensorflow_start_up_lines_hidden_unless_asked():
+    assert _tensorflow_start_up(verbose=False, env_level=None) == ""
+    assert START_UP_NOTICE in _tensorflow_start_up(verbose=True, env_level=None)
+    assert START_UP_NOTICE in _tensorflow_start_up(verbose=False, env_level="0")  # the user's own level is kept
+
+
+def test_a_run_prints_no_tensorflow_start_up_lines(tiny_dir, tmp_path):
+    """A whole (two-step) projector-train run in a fresh interpreter: stderr is empty, stdout is ours."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+    argv = [sys.executable, "-m", "training.train", "--model", "mlp", "--steps", "2", "--batch-size", "2",
+            "--eval-every", "2", "--data-dir", str(tiny_dir), "--logdir", str(tmp_path / "logs"), "--run", "r",
+            *FEATURES_OFF_FLAGS]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "Final test accuracy after 2 steps" in done.stdout and START_UP_NOTICE not in done.stdout
+
+
+def test_export_model_input_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        export_model.main(["--model", "m.keras", "--logdir", str(tmp_path / "logs"), "--probe-size", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --probe-size: expected an int >= 6, received '0'" in capsys.readouterr().err
+    code = export_model.main(["--model", str(tmp_path / "missing.keras"), "--logdir", str(tmp_path / "logs")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "is not a file; expected a model saved by Keras" in err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_stop_on_divergence_raises_before_later_callbacks_see_the_batch():
+    from training.divergence import StopOnDivergence, TrainingDiverged
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.ones((8, 2), np.float32)
+    x[4:] = np.nan  # the third batch of 2 is the first with a NaN loss
+    later = _Recorder()
+    expected = r"the loss is nan after step 3\. Fix: lower --learning-rate \(now 0\.5\)"
+    with pytest.raises(TrainingDiverged, match=expected):
+        model.fit(x, np.zeros(8, int), batch_size=2, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[StopOnDivergence(0.5), later])
+    assert [batch for batch, _ in later.batches] == [0, 1]  # the diverged batch never reached it
+
+
+def test_a_diverging_run_is_one_line(tiny_dir, tmp_path, capsys):
+    error = _input_error(capsys, "--model", "mlp", "--steps", "20", "--batch-size", "2", "--eval-every", "20",
+                         "--learning-rate", "1e30", "--data-dir", str(tiny_dir), "--logdir", str(tmp_path / "logs"),
+                         "--run", "r", *FEATURES_OFF_FLAGS)
+    assert re.search(r"The training diverged: the loss is (nan|inf) after step \d+\. Fix: lower --learning-rate "
+                     r"\(now 1e\+30\)", error)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import math
 import os
 import zlib
 from collections.abc import Sequence
@@ -202,7 +203,13 @@ def _find_file(directory: Path, name: str, origin: str) -> Path:
 
 def _read_bytes(path: Path) -> bytes:
     """The file's content, decompressed when it is gzipped (recognised by its magic bytes, not its name)."""
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as error:  # e.g. no read permission
+        raise MnistFormatError(
+            f"Cannot read {path}: {error.strerror or error}. Fix: make it readable (chmod a+r), or pass another "
+            f"--data-dir. {_FIX}"
+        ) from None
     if not raw.startswith(_GZIP_MAGIC):
         return raw
     try:
@@ -235,7 +242,7 @@ def _parse_idx(content: bytes, path: Path, *, images: bool) -> np.ndarray:
     dims = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if images and (dims[1] == 0 or dims[2] == 0):
         raise MnistFormatError(f"{path} declares images of {dims[1]}×{dims[2]} pixels; expected both > 0. {_FIX}")
-    expected_size = header_size + int(np.prod(dims))
+    expected_size = header_size + math.prod(dims)  # Python ints: a header's huge dimensions cannot overflow
     if len(content) != expected_size:
         state = "truncated" if len(content) < expected_size else "longer than its header says"
         raise MnistFormatError(
@@ -250,7 +257,13 @@ def _class_names(
 ) -> tuple[str, ...]:
     num_labels = max(int(array.max(initial=0)) for array in labels) + 1
     if given is None and (directory / CLASSES_FILE).is_file():
-        lines = (directory / CLASSES_FILE).read_text(encoding="utf-8").splitlines()
+        try:
+            lines = (directory / CLASSES_FILE).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise MnistFormatError(
+                f"Cannot read {directory / CLASSES_FILE}: {error}. Expected a UTF-8 text file with one class name "
+                "per line; fix or delete it (the label values are then the names)."
+            ) from None
         given, source = [line.strip() for line in lines if line.strip()], f"{directory / CLASSES_FILE}"
     else:
         source = "class_names"

@@ -9,29 +9,47 @@ Layer names are stable so that snapshots, images and the projector can address t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import keras
+if TYPE_CHECKING:
+    import keras
 
 INPUT_NAME = "images"
 LOGITS_NAME = "logits"
 _KERNEL = 5  # all seed convolutions are 5x5
 
 
+# Keras (seconds to import) is imported when a model is built, so that `MODEL_NAMES` (projector-train --help)
+# is known without it.
 def _conv(filters: int, name: str) -> keras.layers.Layer:
+    import keras
+
     return keras.layers.Conv2D(filters, _KERNEL, padding="same", activation="relu", name=name)
 
 
 def _pool(name: str) -> keras.layers.Layer:
+    import keras
+
     return keras.layers.MaxPooling2D(2, padding="same", name=name)
 
 
 def _dense(units: int, name: str) -> keras.layers.Layer:
+    import keras
+
     return keras.layers.Dense(units, activation="relu", name=name)
+
+
+def _flatten() -> keras.layers.Layer:
+    import keras
+
+    return keras.layers.Flatten(name="flatten")
 
 
 def _conv_stack(*layers: keras.layers.Layer, fc: int, dropout: float | None) -> list[keras.layers.Layer]:
     """Convolution/pooling layers, then flatten, the hidden dense layer `fc1` and optional dropout."""
-    head = [keras.layers.Flatten(name="flatten"), _dense(fc, "fc1")]
+    import keras
+
+    head = [_flatten(), _dense(fc, "fc1")]
     if dropout is not None:
         head.append(keras.layers.Dropout(dropout, name="dropout"))
     return [*layers, *head]
@@ -39,7 +57,7 @@ def _conv_stack(*layers: keras.layers.Layer, fc: int, dropout: float | None) -> 
 
 # name -> a builder of the hidden layers between the input and `logits` (fresh layers on every call).
 _ARCHITECTURES: dict[str, Callable[[], list[keras.layers.Layer]]] = {
-    # seed 001 (TensorFlow tutorial 02): 98.8% test accuracy after 10,000 iterations, batch 64, Adam 1e-4
+    # seed 001 (TensorFlow tutorial 02), trained with batch 64 and Adam 1e-4 (projector-train's defaults)
     "tutorial": lambda: _conv_stack(
         _conv(16, "conv1"), _pool("pool1"), _conv(36, "conv2"), _pool("pool2"), fc=128, dropout=None
     ),
@@ -57,7 +75,7 @@ _ARCHITECTURES: dict[str, Callable[[], list[keras.layers.Layer]]] = {
         _conv(16, "conv1"), _pool("pool1"), _conv(32, "conv2"), _pool("pool2"), fc=512, dropout=0.5
     ),
     # seed 004: the fully-connected network
-    "mlp": lambda: [keras.layers.Flatten(name="flatten"), _dense(500, "fc1")],
+    "mlp": lambda: [_flatten(), _dense(500, "fc1")],
 }
 MODEL_NAMES: tuple[str, ...] = tuple(_ARCHITECTURES)
 
@@ -68,6 +86,8 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int) -> kera
     Example:
         model = build_model("tutorial", data.image_shape, data.num_classes)
     """
+    import keras
+
     if name not in _ARCHITECTURES:
         raise ValueError(f"Unknown model {name!r}. Expected one of: {', '.join(MODEL_NAMES)}.")
     input_shape = tuple(int(size) for size in input_shape)
@@ -90,6 +110,8 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int) -> kera
 
 def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
     """Adam and sparse softmax cross-entropy on the logits, with an `accuracy` metric (as the seeds)."""
+    import keras
+
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

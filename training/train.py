@@ -20,18 +20,32 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
-import tensorflow as tf
-
-from projector_export.images import ImageLogger
-from projector_export.model_layers import resolve_layers
-from projector_export.snapshots import (
-    DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE, EmbeddingSnapshots, take_probe,
+from projector_export import (
+    DEFAULT_IMAGES_EVERY,
+    DEFAULT_PROBE_SIZE,
+    DEFAULT_SNAPSHOT_EVERY,
+    MIN_PROBE_SIZE,
+    check_int,
+    check_logdir,
+    check_run_name,
+    check_writable_dir,
+    tensorboard_command,
 )
-from training.callbacks import StopAtStep, TensorBoardScalars
-from training.mnist import ENV_VAR, MnistData, load_mnist
-from training.models import MODEL_NAMES, build_model, compile_model
+from projector_export.cli import OneLineParser, int_at_least
+
+from .mnist import ENV_VAR, MnistData, load_mnist
+from .models import MODEL_NAMES
+from .tensorflow_logs import import_tensorflow_quietly
+
+# Keras and TensorFlow (seconds to import) are imported inside the functions that use them, so that
+# `projector-train --help` and input errors answer at once, and the TensorFlow log level is set first.
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from projector_export import ImageLogger
 
 MODEL_FILENAME = "model.keras"
 
@@ -56,44 +70,38 @@ class TrainConfig:
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # layer snapshots for the PROJECTOR every K steps; 0: off
     layers: tuple[str, ...] | None = None  # layers to snapshot; None: every convolution and dense layer
     probe_size: int = DEFAULT_PROBE_SIZE  # snapshot the first N test images
-    images_every: int = 2000  # TensorBoard images (filters, feature maps, confusion, Grad-CAM...) every K steps; 0: off
+    images_every: int = DEFAULT_IMAGES_EVERY  # the IMAGES dashboard's pictures every K steps; 0: off
     images_samples: int = 9  # test images shown with Grad-CAM, and misclassified images shown
 
     def __post_init__(self):
         if self.model not in MODEL_NAMES:
             raise ValueError(f"Unknown model {self.model!r}. Expected one of: {', '.join(MODEL_NAMES)}.")
         for name in ("steps", "batch_size", "eval_every", "log_every", "eval_batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}.")
+            check_int(name, getattr(self, name))
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0. Received: learning_rate={self.learning_rate!r}.")
-        if not isinstance(self.snapshot_every, int) or isinstance(self.snapshot_every, bool) or self.snapshot_every < 0:
-            raise ValueError(f"snapshot_every must be an integer >= 0 (0: no snapshots). "
-                             f"Received: snapshot_every={self.snapshot_every!r}.")
-        if self.snapshot_every and not (isinstance(self.probe_size, int) and self.probe_size >= MIN_PROBE_SIZE):
-            raise ValueError(f"probe_size must be an integer >= {MIN_PROBE_SIZE}. Received: probe_size={self.probe_size!r}.")
-        for name in ("images_every", "images_samples"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0 (0: off). Received: {name}={value!r}.")
+        if self.seed is not None:
+            check_int("seed", self.seed, minimum=0)
+        for name in ("snapshot_every", "images_every", "images_samples"):
+            check_int(name, getattr(self, name), minimum=0, hint="(0: off)")
+        if self.snapshot_every:
+            check_int("probe_size", self.probe_size, minimum=MIN_PROBE_SIZE)
         if self.run is not None:
-            parts = Path(self.run).parts
-            if not parts or Path(self.run).is_absolute() or ".." in parts or self.run.strip() in ("", "."):
-                raise ValueError(
-                    f"run must be a relative name inside the logdir, such as 'tutorial-1'. Received: run={self.run!r}."
-                )
+            check_run_name(self.run)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
-    """What a run produced: its directory, the final test figures and the trained model."""
+    """What a run produced: its directory, the final test figures, the trained model and the callbacks it ran
+    (`build_callbacks`' and the caller's: e.g. the `EmbeddingSnapshots` whose `snapshotter.records` say what each
+    snapshot cost)."""
 
     run_dir: Path
     steps: int
     test_loss: float
     test_accuracy: float
     model: keras.Model
+    callbacks: tuple[keras.callbacks.Callback, ...] = ()
 
 
 def default_run_name(model: str, now: datetime.datetime | None = None) -> str:
@@ -111,7 +119,11 @@ def build_callbacks(
         data: the training and test data (e.g. test images to snapshot activations of).
         writer: the run's one `tf.summary` writer; write summaries with it so that a run has one event file.
     """
+    from .callbacks import StopAtStep, TensorBoardScalars
+    from .divergence import StopOnDivergence
+
     return [
+        StopOnDivergence(config.learning_rate),
         StopAtStep(config.steps),
         TensorBoardScalars(writer, log_every=config.log_every),
         *_snapshot_callbacks(config, run_dir, data, writer),
@@ -121,6 +133,8 @@ def build_callbacks(
 
 def _image_logger(config: TrainConfig, data: MnistData, writer: tf.summary.SummaryWriter) -> ImageLogger:
     """Filters, feature maps, confusion matrix, misclassified, Grad-CAM on the whole test set; patterns at the end."""
+    from projector_export import ImageLogger
+
     return ImageLogger(
         writer, data.test_images, data.test_labels, every=config.images_every, grad_cam_images=config.images_samples,
         misclassified=config.images_samples, class_names=data.class_names, batch_size=config.eval_batch_size,
@@ -129,6 +143,10 @@ def _image_logger(config: TrainConfig, data: MnistData, writer: tf.summary.Summa
 
 def _check_snapshot_settings(config: TrainConfig, data: MnistData) -> None:
     """Probe size and layer names, checked before the run directory is made (a typo leaves nothing behind)."""
+    from projector_export import resolve_layers, take_probe
+
+    from .models import build_model
+
     if config.snapshot_every:
         take_probe(data.test_images, data.test_labels, config.probe_size)
         if config.layers is not None:
@@ -139,6 +157,8 @@ def _snapshot_callbacks(
     config: TrainConfig, run_dir: Path, data: MnistData, writer: tf.summary.SummaryWriter
 ) -> list[keras.callbacks.Callback]:
     """Layer snapshots of the first `probe_size` test images into this run (none when `snapshot_every` is 0)."""
+    from projector_export import EmbeddingSnapshots, take_probe
+
     if not config.snapshot_every:
         return []
     images, labels = take_probe(data.test_images, data.test_labels, config.probe_size)
@@ -161,16 +181,14 @@ def train_and_evaluate(
         data: MNIST already in memory; None to load it from `config.data_dir` (see `training.mnist`).
         extra_callbacks: more Keras callbacks, run after those of `build_callbacks` (benchmarks, tests).
     """
-    run_dir = Path(config.logdir) / (config.run or default_run_name(config.model))
-    _refuse_existing(run_dir, config.overwrite)  # before loading data: fail fast, leave nothing behind
-    if data is None:
-        data = load_mnist(config.data_dir)
-    if config.batch_size > len(data.train_images):
-        raise ValueError(
-            f"batch_size={config.batch_size} is larger than the {len(data.train_images)} training images; "
-            f"expected at most {len(data.train_images)}."
-        )
-    _check_snapshot_settings(config, data)
+    import keras
+    import tensorflow as tf
+
+    from .models import build_model, compile_model
+
+    config = dataclasses.replace(config, run=config.run or default_run_name(config.model))  # one name throughout
+    run_dir = run_directory(config)
+    data = check_run(config, data)
     prepare_run_dir(run_dir, config.overwrite)
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
@@ -179,13 +197,14 @@ def train_and_evaluate(
     model = compile_model(build_model(config.model, data.image_shape, data.num_classes), config.learning_rate)
     steps_per_epoch = min(config.eval_every, config.steps)
     writer = tf.summary.create_file_writer(str(run_dir))
+    callbacks = (*build_callbacks(config, run_dir, data, writer), *extra_callbacks)
     try:
         history = model.fit(
             _train_dataset(data, config.batch_size, config.seed),
             epochs=math.ceil(config.steps / steps_per_epoch),
             steps_per_epoch=steps_per_epoch,
             validation_data=_test_dataset(data, config.eval_batch_size),
-            callbacks=[*build_callbacks(config, run_dir, data, writer), *extra_callbacks],
+            callbacks=list(callbacks),
             verbose=_verbosity(config.verbose),
             shuffle=False,  # the data set shuffles itself
         )
@@ -198,7 +217,35 @@ def train_and_evaluate(
         test_loss=float(history.history["val_loss"][-1]),
         test_accuracy=float(history.history["val_accuracy"][-1]),
         model=model,
+        callbacks=callbacks,
     )
+
+
+def run_directory(config: TrainConfig) -> Path:
+    """`<logdir>/<run>`; without a run name, one made of the model's name and the time (see `default_run_name`)."""
+    return Path(config.logdir) / (config.run or default_run_name(config.model))
+
+
+def check_run(config: TrainConfig, data: MnistData | None = None) -> MnistData:
+    """Checks everything a run reads and writes before anything is written; returns the data (read if None).
+
+    Raises:
+        FileExistsError: the run directory holds another run (and not `overwrite`).
+        ValueError, TypeError: a wrong setting, log dir or data file; the message names it and the fix.
+    """
+    run_dir = run_directory(config)
+    check_logdir(config.logdir)
+    check_writable_dir(run_dir, "--logdir")
+    _refuse_existing(run_dir, config.overwrite)  # before loading data: fail fast, leave nothing behind
+    if data is None:
+        data = load_mnist(config.data_dir)
+    if config.batch_size > len(data.train_images):
+        raise ValueError(
+            f"batch_size={config.batch_size} is larger than the {len(data.train_images)} training images; "
+            f"expected at most {len(data.train_images)}."
+        )
+    _check_snapshot_settings(config, data)
+    return data
 
 
 def prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
@@ -225,6 +272,8 @@ def _train_dataset(data: MnistData, batch_size: int, seed: int | None) -> tf.dat
 
     Shuffles indices and gathers whole batches (half the input cost of shuffling image by image).
     """
+    import tensorflow as tf
+
     count = len(data.train_images)
     images, labels = tf.constant(data.train_images), tf.constant(data.train_labels)
     return (
@@ -238,6 +287,8 @@ def _train_dataset(data: MnistData, batch_size: int, seed: int | None) -> tf.dat
 
 
 def _test_dataset(data: MnistData, batch_size: int) -> tf.data.Dataset:
+    import tensorflow as tf
+
     return tf.data.Dataset.from_tensor_slices((data.test_images, data.test_labels)).batch(batch_size)
 
 
@@ -254,46 +305,63 @@ def _save_model(model: keras.Model, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> OneLineParser:
     """Flags of `projector-train`; each `dest` is a `TrainConfig` field, defaults come from `TrainConfig`."""
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="projector-train",
         description="Train a seed CNN on MNIST with Keras; log TensorBoard scalars and save model.keras.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsOnceFormatter,
     )
     parser.add_argument("--model", choices=MODEL_NAMES, default=defaults.model, help="seed network")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="optimizer steps (batches)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="Adam's")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="make the run repeatable")
+    parser.add_argument("--steps", type=int_at_least(1), default=defaults.steps, help="optimizer steps (batches)")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=defaults.batch_size,
+                        help="training images per optimizer step")
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="Adam's learning rate")
+    parser.add_argument("--seed", type=int_at_least(0), default=defaults.seed,
+                        help="make the run repeatable (default: a different run each time)")
     parser.add_argument("--logdir", default=defaults.logdir, help="TensorBoard log directory")
     parser.add_argument("--run", default=defaults.run, help="run name (default: <model>-<YYYYmmdd-HHMMSS>)")
     parser.add_argument(
         "--data-dir", default=defaults.data_dir,
         help=f"directory with the four MNIST IDX files (default: ${ENV_VAR}, else download with Keras)",
     )
-    parser.add_argument("--eval-every", type=int, default=defaults.eval_every, help="test evaluation period, steps")
-    parser.add_argument("--log-every", type=int, default=defaults.log_every, help="train scalars period, steps")
+    parser.add_argument("--eval-every", type=int_at_least(1), default=defaults.eval_every,
+                        help="test evaluation period, steps")
+    parser.add_argument("--log-every", type=int_at_least(1), default=defaults.log_every,
+                        help="train scalars period, steps")
     parser.add_argument("--overwrite", action="store_true", help="delete an existing non-empty run directory")
     parser.add_argument(
-        "--snapshot-every", type=int, default=defaults.snapshot_every, metavar="K",
+        "--snapshot-every", type=int_at_least(0, "(0: off)"), default=defaults.snapshot_every, metavar="K",
         help="snapshot layer outputs for the PROJECTOR before training, every K steps and at the end (0: off)",
     )
     parser.add_argument(
         "--layers", type=_layer_names, default=defaults.layers, metavar="A,B,C",
         help="layers to snapshot (default: every convolution and dense layer)",
     )
-    parser.add_argument("--probe-size", type=int, default=defaults.probe_size, metavar="N",
+    parser.add_argument("--probe-size", type=int_at_least(MIN_PROBE_SIZE), default=defaults.probe_size, metavar="N",
                         help="snapshot the first N test images")
     parser.add_argument(
-        "--images-every", type=int, default=defaults.images_every, metavar="K",
+        "--images-every", type=int_at_least(0, "(0: off)"), default=defaults.images_every, metavar="K",
         help="TensorBoard images (filters, feature maps, confusion matrix, misclassified, Grad-CAM) at the start, "
         "every K steps and at the end, filter patterns at the end (0: off)",
     )
-    parser.add_argument("--images-samples", type=int, default=defaults.images_samples, metavar="N",
+    parser.add_argument("--images-samples", type=int_at_least(0), default=defaults.images_samples, metavar="N",
                         help="test images shown with Grad-CAM, and misclassified test images shown")
+    parser.add_argument("--verbose", action="store_true", dest=_VERBOSE,
+                        help="show TensorFlow's own start-up and INFO log lines (hidden unless TF_CPP_MIN_LOG_LEVEL "
+                        "is set)")
     return parser
+
+
+class _DefaultsOnceFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: ...)" to a flag's help unless the help already says its default, or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if "default" in help_text or action.default in (None, False, argparse.SUPPRESS):
+            return help_text
+        return super()._get_help_string(action)
 
 
 def _layer_names(text: str) -> tuple[str, ...]:
@@ -304,21 +372,32 @@ def _layer_names(text: str) -> tuple[str, ...]:
     return names
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+# The --verbose flag's `dest`: a setting of the process (TensorFlow's log lines), not of the run.
+_VERBOSE = "verbose_tensorflow"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`projector-train`: input errors are one line on stderr and exit status 2, before anything is written."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = vars(parser.parse_args(argv))
+    import_tensorflow_quietly(args.pop(_VERBOSE))
     try:
-        config = TrainConfig(**vars(args))
-    except ValueError as error:
-        parser.error(str(error))
+        config = TrainConfig(**args)
+        config = dataclasses.replace(config, run=config.run or default_run_name(config.model))
+        data = check_run(config)
+    except (ValueError, TypeError, OSError) as error:  # raised by the checks above only: input problems
+        sys.exit(parser.fail(error))
+    from .divergence import TrainingDiverged
+
     try:
-        result = train_and_evaluate(config)
-    except (FileExistsError, ValueError) as error:  # input problems: the message, no traceback
-        sys.exit(f"projector-train: error: {error}")
+        result = train_and_evaluate(config, data=data)
+    except TrainingDiverged as error:  # a consequence of the settings (the learning rate): one line too
+        sys.exit(parser.fail(error))
     print(f"Final test accuracy after {result.steps} steps: {result.test_accuracy:.2%} (loss {result.test_loss:.4f})")
     print(f"Saved {result.run_dir / MODEL_FILENAME}")
-    print(f"View it with: tensorboard --logdir {config.logdir}")
+    print(f"View it with: {tensorboard_command(config.logdir)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from projector_export.defaults import DEFAULT_IMAGES_EVERY
 from projector_export.images import render
 from projector_export.images.confusion import confusion_matrix, markdown_table, worst_misclassified
 from projector_export.images.filter_patterns import filter_patterns
@@ -24,9 +25,6 @@ TAG_CONFUSION_TABLE = "confusion_matrix/table"  # TEXT tab; a tag of its own, Te
 TAG_MISCLASSIFIED = "misclassified"
 TAG_GRAD_CAM = "grad_cam"
 TAG_FILTER_PATTERNS = "filter_patterns"  # + "/<conv layer>"
-
-DEFAULT_IMAGES_EVERY = 2000
-"""Optimizer steps between periodic pictures."""
 
 CAPTIONED_TILE = 80
 """Smallest side of the digit tiles that carry a caption (misclassified, Grad-CAM)."""

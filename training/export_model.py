@@ -1,0 +1,91 @@
+"""`projector-export-model`: every chosen layer of a saved Keras model on the first N MNIST test images.
+
+    projector-export-model --model logs/<run>/model.keras --logdir logs --run NAME [--layers A,B] [--probe-size N]
+
+Exports the layers (error-case metadata, the probe sprite and the class embedding) with the library's public
+`export_model_layers`, as the seeds' "restore the saved model and look at every layer". The MNIST side (reading
+the test images, the probe) lives here, in the training app; the library knows nothing of MNIST.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Sequence
+
+from projector_export import (
+    DEFAULT_PROBE_SIZE,
+    MIN_PROBE_SIZE,
+    check_logdir,
+    check_run_name,
+    check_writable_dir,
+    tensorboard_command,
+)
+from projector_export.cli import OneLineParser, int_at_least
+
+from .mnist import ENV_VAR, load_mnist
+from .tensorflow_logs import import_tensorflow_quietly
+
+PROG = "projector-export-model"
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog=PROG, description="Export the layers of a saved Keras model on MNIST test images "
+                           "for TensorBoard's PROJECTOR.")
+    parser.add_argument("--model", required=True, metavar="MODEL.keras",
+                        help="saved Keras model, e.g. logs/<run>/model.keras (written by projector-train)")
+    parser.add_argument("--logdir", required=True, help="log dir that `tensorboard --logdir` opens")
+    parser.add_argument("--run", default=None, help="run (folder) inside the log dir; default: the log dir itself")
+    parser.add_argument("--layers", metavar="A,B,C",
+                        help="layers to export (default: every convolution and dense layer)")
+    parser.add_argument("--data-dir", help=f"directory with the four MNIST IDX files (default: ${ENV_VAR}, else "
+                        "download with Keras)")
+    parser.add_argument("--probe-size", type=int_at_least(MIN_PROBE_SIZE), default=DEFAULT_PROBE_SIZE, metavar="N",
+                        help=f"export the first N test images (default: {DEFAULT_PROBE_SIZE}, as projector-train "
+                        "snapshots)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own start-up and INFO log lines (hidden unless TF_CPP_MIN_LOG_LEVEL "
+                        "is set)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    import_tensorflow_quietly(args.verbose)
+    import keras  # imported here: seconds to import, and --help must not wait for it
+
+    from projector_export import export_model_layers, resolve_layers, take_probe
+
+    try:
+        logdir = check_logdir(args.logdir)
+        run_dir = logdir if args.run is None else os.path.join(logdir, check_run_name(args.run))
+        check_writable_dir(run_dir, "--logdir")
+        if not os.path.isfile(args.model):
+            raise ValueError(f"--model {args.model!r} is not a file; expected a model saved by Keras, e.g. "
+                             f"logs/<run>/model.keras.")
+        try:
+            model = keras.models.load_model(args.model)
+        except (ValueError, OSError, TypeError) as error:
+            raise ValueError(f"Cannot load --model {args.model!r}: {error}. Expected a model saved by Keras "
+                             "(model.save('model.keras')).") from None
+        layers = None if args.layers is None else [name.strip() for name in args.layers.split(",") if name.strip()]
+        layers = resolve_layers(model, layers)
+        data = load_mnist(args.data_dir)
+        images, labels = take_probe(data.test_images, data.test_labels, args.probe_size)
+        input_shape = tuple(model.inputs[0].shape[1:])
+        if images.shape[1:] != input_shape and images[0].size == math.prod(input_shape):
+            images = images.reshape((len(images), *input_shape))  # e.g. N×28×28 for a model taking N×28×28×1
+    except (ValueError, TypeError, OSError) as error:  # raised by the reading and checking above only
+        return parser.fail(error)
+    snapshotter = export_model_layers(model, images, labels, logdir, run=args.run, layers=layers,
+                                      class_names=data.class_names)
+    print(f"wrote {', '.join(snapshotter.layers)} of {args.model} on {len(images)} test images")
+    print(snapshotter.table())
+    print(f"view it with: {tensorboard_command(logdir)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
