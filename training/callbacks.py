@@ -6,6 +6,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from projector_export.schedule import is_due, optimizer_step
+from projector_export.validation import check_int
+
 # Scalar tags of a run (the run layout contract): one constant each, shared with tests and readers.
 TRAIN_LOSS = "train/loss"
 TRAIN_ACCURACY = "train/accuracy"
@@ -19,10 +22,11 @@ _KERAS_KEYS = {"loss": (TRAIN_LOSS, TEST_LOSS), "accuracy": (TRAIN_ACCURACY, TES
 class TensorBoardScalars(keras.callbacks.Callback):
     """Writes train/test loss and accuracy and the learning rate with `tf.summary`, step = optimizer step.
 
-    Train scalars are the means over the batches since the previous point (every `log_every` steps), not
-    Keras' running mean since the start of the epoch: each batch's value is recovered from two consecutive
-    running means (all batches have the same size). Test scalars are Keras' validation results (`val_loss`,
-    `val_accuracy`), written at the end of every epoch that evaluated.
+    Train scalars are the means over the batches since the previous point (due every `log_every` optimizer
+    steps, `projector_export.schedule`), not Keras' running mean since the start of the epoch: the sum of the
+    batch values since the previous batch end is recovered from two consecutive running means (all batches
+    have the same size), also when `steps_per_execution` reports only every k-th batch. Test scalars are
+    Keras' validation results (`val_loss`, `val_accuracy`), written at the end of every epoch that evaluated.
 
     Args:
         writer: a `tf.summary` writer of the run directory (one writer per run, shared with other callbacks).
@@ -35,75 +39,70 @@ class TensorBoardScalars(keras.callbacks.Callback):
 
     def __init__(self, writer: tf.summary.SummaryWriter, log_every: int = 100):
         super().__init__()
-        if not isinstance(log_every, int) or log_every < 1:
-            raise ValueError(f"log_every must be a positive integer. Received: log_every={log_every!r}.")
         self._writer = writer
-        self._log_every = log_every
-        self._step = 0
-        self._previous: dict[str, float] = {}  # key -> running mean after the previous batch of this epoch
+        self._log_every = check_int("log_every", log_every)
+        self._last: int | None = None  # optimizer step of the last written point (or of the start of `fit`)
+        self._totals: dict[str, float] = {}  # key -> running mean × batches, after the previous batch of this epoch
         self._sums: dict[str, float] = {}  # key -> sum of the batch values since the last written point
-        self._batches = 0
+        self._batches = 0  # batches in `_sums`
+        self._epoch_batches = 0  # batches of this epoch reported so far
 
     def on_train_begin(self, logs=None):
-        self._step = int(self.model.optimizer.iterations.numpy())
+        self._last = optimizer_step(self.model)
         self._sums, self._batches = {}, 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._previous = {}
+        self._totals, self._epoch_batches = {}, 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
-        self._batches += 1
+        count = batch + 1  # `batch` is the last batch run, also with steps_per_execution
         for key in _KERAS_KEYS:
             if logs and key in logs:
-                mean = float(logs[key])
-                value = (batch + 1) * mean - batch * self._previous.get(key, 0.0)
-                self._previous[key] = mean
-                self._sums[key] = self._sums.get(key, 0.0) + value
-        if self._step % self._log_every == 0:
-            self._write_train()
+                total = count * float(logs[key])
+                self._sums[key] = self._sums.get(key, 0.0) + total - self._totals.get(key, 0.0)
+                self._totals[key] = total
+        self._batches += count - self._epoch_batches
+        self._epoch_batches = count
+        step = optimizer_step(self.model)
+        if is_due(step, self._last, self._log_every):
+            self._write_train(step)
 
     def on_epoch_end(self, epoch, logs=None):
         test = {tags[1]: logs[f"val_{key}"] for key, tags in _KERAS_KEYS.items() if f"val_{key}" in (logs or {})}
-        with self._writer.as_default(step=self._step):
+        with self._writer.as_default(step=optimizer_step(self.model)):
             for tag, value in test.items():
                 tf.summary.scalar(tag, float(value))
         self._writer.flush()
 
     def on_train_end(self, logs=None):
         if self._batches:
-            self._write_train()
+            self._write_train(optimizer_step(self.model))
         self._writer.flush()
 
-    def _write_train(self) -> None:
-        with self._writer.as_default(step=self._step):
+    def _write_train(self, step: int) -> None:
+        with self._writer.as_default(step=step):
             for key, (train_tag, _) in _KERAS_KEYS.items():
                 if key in self._sums:
                     tf.summary.scalar(train_tag, self._sums[key] / self._batches)
             tf.summary.scalar(LEARNING_RATE, _learning_rate(self.model.optimizer))
-        self._sums, self._batches = {}, 0
+        self._sums, self._batches, self._last = {}, 0, step
 
 
 class StopAtStep(keras.callbacks.Callback):
-    """Stops `fit` after exactly `steps` optimizer steps (Keras still runs that epoch's validation).
+    """Stops `fit` once the optimizer step reaches `steps` (Keras still runs that epoch's validation).
 
     With a repeating data set, `fit(epochs=ceil(steps / steps_per_epoch))` would overshoot when `steps` is
-    not a multiple of `steps_per_epoch`; this callback ends the last epoch early instead.
+    not a multiple of `steps_per_epoch`; this callback ends the last epoch early instead. The step is the
+    optimizer's (`projector_export.schedule.optimizer_step`), so a second `fit` of the same model continues
+    up to the same total, and a `fit` started at or past `steps` stops after its first batch.
     """
 
     def __init__(self, steps: int):
         super().__init__()
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive integer. Received: steps={steps!r}.")
-        self._steps = steps
-        self._done = 0
-
-    def on_train_begin(self, logs=None):
-        self._done = 0
+        self._steps = check_int("steps", steps)
 
     def on_train_batch_end(self, batch, logs=None):
-        self._done += 1
-        if self._done >= self._steps:
+        if optimizer_step(self.model) >= self._steps:
             self.model.stop_training = True
 
 
