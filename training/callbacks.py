@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from projector_export.schedule import is_due, optimizer_step
+from projector_export.snapshots import STEP_PREFIX, snapshot_name
 from projector_export.validation import check_int
 
 # Scalar tags of a run (the run layout contract): one constant each, shared with tests and readers.
@@ -16,6 +20,7 @@ TEST_LOSS = "test/loss"
 TEST_ACCURACY = "test/accuracy"
 LEARNING_RATE = "learning_rate"
 # Keras' log keys for the compiled loss and the `accuracy` metric; validation ones get the `val_` prefix.
+CHECKPOINT_SUFFIX = ".keras"
 _KERAS_KEYS = {"loss": (TRAIN_LOSS, TEST_LOSS), "accuracy": (TRAIN_ACCURACY, TEST_ACCURACY)}
 
 
@@ -104,6 +109,52 @@ class StopAtStep(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if optimizer_step(self.model) >= self._steps:
             self.model.stop_training = True
+
+
+class PeriodicCheckpoints(keras.callbacks.Callback):
+    """Saves the model as `<directory>/step_<NNNNNN>.keras` every `every` optimizer steps and after the last one.
+
+    Names are zero-padded like snapshot names (`projector_export.snapshots.snapshot_name`), so they sort by step.
+    Each file is written under a temporary name starting with "." and renamed, so a reader listing
+    `step_*.keras` never sees a half-written file. `keep` bounds how many stay (the oldest go; 0: all stay).
+    """
+
+    def __init__(self, directory: str | os.PathLike, every: int, *, keep: int = 0, total_steps: int | None = None):
+        super().__init__()
+        self.directory = Path(directory)
+        self._every = check_int("every", every)
+        self._keep = check_int("keep", keep, minimum=0, hint="(0: keep all)")
+        self._total_steps = total_steps
+        self._last: int | None = None
+
+    def on_train_begin(self, logs=None):
+        self._last = optimizer_step(self.model)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = optimizer_step(self.model)
+        if is_due(step, self._last, self._every):
+            self._save(step)
+
+    def on_train_end(self, logs=None):
+        step = optimizer_step(self.model)
+        if step != self._last or not self.saved():
+            self._save(step)
+
+    def saved(self) -> list[Path]:
+        """The checkpoints in the directory, in step order."""
+        return sorted(self.directory.glob(f"{STEP_PREFIX}*{CHECKPOINT_SUFFIX}"))
+
+    def _save(self, step: int) -> None:
+        path = self.directory / (snapshot_name(self.directory.name, step, self._total_steps).split("/")[-1]
+                                 + CHECKPOINT_SUFFIX)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.stem}.tmp{CHECKPOINT_SUFFIX}")  # Keras requires the .keras suffix
+        self.model.save(temporary)
+        os.replace(temporary, path)
+        self._last = step
+        if self._keep:
+            for old in self.saved()[:-self._keep]:
+                old.unlink()
 
 
 def _learning_rate(optimizer: keras.optimizers.Optimizer) -> float:

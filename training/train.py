@@ -27,13 +27,19 @@ import tensorflow as tf
 from projector_export.images import ImageLogger
 from projector_export.layer_outputs import resolve_layers
 from projector_export.snapshots import (
-    DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE, EmbeddingSnapshots, take_probe,
+    DEFAULT_PROBE_SIZE,
+    DEFAULT_SNAPSHOT_EVERY,
+    MIN_PROBE_SIZE,
+    EmbeddingSnapshots,
+    take_probe,
 )
-from training.callbacks import StopAtStep, TensorBoardScalars
+from training import distribute
+from training.callbacks import PeriodicCheckpoints, StopAtStep, TensorBoardScalars
 from training.mnist import ENV_VAR, MnistData, load_mnist
 from training.models import MODEL_NAMES, build_model, compile_model
 
 MODEL_FILENAME = "model.keras"
+CHECKPOINTS_DIRNAME = "checkpoints"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +64,10 @@ class TrainConfig:
     probe_size: int = DEFAULT_PROBE_SIZE  # snapshot the first N test images
     images_every: int = 2000  # TensorBoard images (filters, feature maps, confusion, Grad-CAM...) every K steps; 0: off
     images_samples: int = 9  # test images shown with Grad-CAM, and misclassified images shown
+    strategy: str = "default"  # tf.distribute: default (one device), mirrored, multi-worker (from TF_CONFIG)
+    cpu_replicas: int = 0  # mirrored over this many logical CPU devices; 0: the local GPUs
+    checkpoint_every: int = 0  # <run>/checkpoints/step_<NNNNNN>.keras every K steps and at the end; 0: off
+    keep_checkpoints: int = 0  # how many checkpoints stay (the oldest go); 0: all
 
     def __post_init__(self):
         if self.model not in MODEL_NAMES:
@@ -73,7 +83,7 @@ class TrainConfig:
                              f"Received: snapshot_every={self.snapshot_every!r}.")
         if self.snapshot_every and not (isinstance(self.probe_size, int) and self.probe_size >= MIN_PROBE_SIZE):
             raise ValueError(f"probe_size must be an integer >= {MIN_PROBE_SIZE}. Received: probe_size={self.probe_size!r}.")
-        for name in ("images_every", "images_samples"):
+        for name in ("images_every", "images_samples", "cpu_replicas", "checkpoint_every", "keep_checkpoints"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0 (0: off). Received: {name}={value!r}.")
@@ -116,6 +126,8 @@ def build_callbacks(
         TensorBoardScalars(writer, log_every=config.log_every),
         *_snapshot_callbacks(config, run_dir, data, writer),
         *([_image_logger(config, data, writer)] if config.images_every else []),
+        *([PeriodicCheckpoints(run_dir / CHECKPOINTS_DIRNAME, config.checkpoint_every, keep=config.keep_checkpoints,
+                               total_steps=config.steps)] if config.checkpoint_every else []),
     ]
 
 
@@ -162,7 +174,10 @@ def train_and_evaluate(
         extra_callbacks: more Keras callbacks, run after those of `build_callbacks` (benchmarks, tests).
     """
     run_dir = Path(config.logdir) / (config.run or default_run_name(config.model))
-    _refuse_existing(run_dir, config.overwrite)  # before loading data: fail fast, leave nothing behind
+    cluster = distribute.check_strategy(config.strategy, config.cpu_replicas)  # before anything is written
+    if cluster.is_chief:
+        _refuse_existing(run_dir, config.overwrite)  # before loading data: fail fast, leave nothing behind
+    strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
     if data is None:
         data = load_mnist(config.data_dir)
     if config.batch_size > len(data.train_images):
@@ -171,27 +186,42 @@ def train_and_evaluate(
             f"expected at most {len(data.train_images)}."
         )
     _check_snapshot_settings(config, data)
-    prepare_run_dir(run_dir, config.overwrite)
+    if cluster.is_chief:
+        prepare_run_dir(run_dir, config.overwrite)
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
 
-    model = compile_model(build_model(config.model, data.image_shape, data.num_classes), config.learning_rate)
+    with strategy.scope():
+        model = compile_model(build_model(config.model, data.image_shape, data.num_classes), config.learning_rate)
+    if config.strategy != "default":
+        print(distribute.describe(strategy, config.batch_size))
+    train, test = _train_dataset(data, config.batch_size, config.seed), _test_dataset(data, config.eval_batch_size)
+    validation_steps = None
+    if distribute.is_multi_worker(strategy):
+        distribute.prepare_multi_worker(model, strategy)
+        validation_steps = math.ceil(len(data.test_images) / config.eval_batch_size)
+        train, test = distribute.distribute_dataset(strategy, train), distribute.distribute_dataset(strategy, test.repeat())
     steps_per_epoch = min(config.eval_every, config.steps)
-    writer = tf.summary.create_file_writer(str(run_dir))
+    # Only the chief writes the run; the other workers take the same steps and write nothing.
+    writer = tf.summary.create_file_writer(str(run_dir)) if cluster.is_chief else None
+    callbacks = [*build_callbacks(config, run_dir, data, writer), *extra_callbacks] if writer else [StopAtStep(config.steps)]
     try:
         history = model.fit(
-            _train_dataset(data, config.batch_size, config.seed),
+            train,
             epochs=math.ceil(config.steps / steps_per_epoch),
             steps_per_epoch=steps_per_epoch,
-            validation_data=_test_dataset(data, config.eval_batch_size),
-            callbacks=[*build_callbacks(config, run_dir, data, writer), *extra_callbacks],
-            verbose=_verbosity(config.verbose),
+            validation_data=test,
+            validation_steps=validation_steps,
+            callbacks=callbacks,
+            verbose=_verbosity(config.verbose) if cluster.is_chief else 0,
             shuffle=False,  # the data set shuffles itself
         )
     finally:
-        writer.close()
-    _save_model(model, run_dir / MODEL_FILENAME)
+        if writer:
+            writer.close()
+    if cluster.is_chief:
+        _save_model(model, run_dir / MODEL_FILENAME)
     return TrainResult(
         run_dir=run_dir,
         steps=int(model.optimizer.iterations.numpy()),
@@ -293,6 +323,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--images-samples", type=int, default=defaults.images_samples, metavar="N",
                         help="test images shown with Grad-CAM, and misclassified test images shown")
+    parser.add_argument("--strategy", choices=distribute.STRATEGIES, default=defaults.strategy,
+                        help="tf.distribute strategy: one device, mirrored (local GPUs or --cpu-replicas), "
+                        "multi-worker (cluster from $TF_CONFIG; only the chief writes the run)")
+    parser.add_argument("--cpu-replicas", type=int, default=defaults.cpu_replicas, metavar="N",
+                        help="with --strategy mirrored: N logical CPU devices instead of the GPUs (0: GPUs)")
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="K",
+                        help="save <run>/checkpoints/step_<NNNNNN>.keras every K steps and at the end, for "
+                        "projector-watch (0: off)")
+    parser.add_argument("--keep-checkpoints", type=int, default=defaults.keep_checkpoints, metavar="N",
+                        help="keep the N newest checkpoints (0: all)")
     return parser
 
 
