@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import time
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from projector_export.config import read_config
+from projector_export.metadata import EVENT_FILE_GLOB
 
 CHECKPOINT_SUFFIX = ".keras"
 # `step_000100.keras`; temporary files start with "." and never match.
@@ -41,14 +43,37 @@ def checkpoint_steps(directory: str | os.PathLike) -> dict[int, Path]:
     return found
 
 
-def exported_steps(logdir: str | os.PathLike, run: str, names: Iterable[str]) -> set[int]:
-    """The steps at which the run's projector config holds a `<name>/step_<N>` tensor for every one of `names`."""
+def exported_steps(
+    logdir: str | os.PathLike, run: str, names: Iterable[str], scalar_tags: Iterable[str] = ()
+) -> set[int]:
+    """The steps at which the run holds a `<name>/step_<N>` tensor for every one of `names` in its projector
+    config, and, at step N, a scalar for every one of `scalar_tags` in its event files.
+
+    The exporter writes the config after the tensors, and an export's scalars come after its config: a step found
+    here was exported completely, one missing was not (or only in part, and exporting it again replaces it).
+    """
+    run_dir = os.path.join(os.fspath(logdir), run)
     steps_of: dict[str, set[int]] = {name: set() for name in names}
-    for embedding in read_config(os.path.join(os.fspath(logdir), run)).embeddings:
+    for embedding in read_config(run_dir).embeddings:
         match = _TENSOR_STEP.match(embedding.tensor_name)
         if match and match.group(1) in steps_of:
             steps_of[match.group(1)].add(int(match.group(2)))
-    return set.intersection(*steps_of.values()) if steps_of else set()
+    tags = {tag: set() for tag in scalar_tags}
+    if tags:
+        for event in _events(run_dir):
+            for value in event.summary.value:
+                if value.tag in tags:
+                    tags[value.tag].add(event.step)
+    found = [*steps_of.values(), *tags.values()]
+    return set.intersection(*found) if found else set()
+
+
+def _events(run_dir: str):
+    """Every event of every event file of `run_dir` (several writers may share a run: the training, a sidecar)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    for path in sorted(glob.glob(os.path.join(glob.escape(run_dir), EVENT_FILE_GLOB))):
+        yield from EventFileLoader(path).Load()
 
 
 def follow_checkpoints(

@@ -19,6 +19,7 @@ from training.callbacks import (
     TEST_LOSS,
     TRAIN_ACCURACY,
     TRAIN_LOSS,
+    PeriodicCheckpoints,
     StopAtStep,
     TensorBoardScalars,
 )
@@ -110,3 +111,21 @@ def test_int_arguments_are_checked(cls, name):
         cls(*args, 0)
     with pytest.raises(TypeError, match=f"Invalid value for argument `{name}`"):
         cls(*args, 2.0)
+
+
+def test_periodic_checkpoints_every_k_steps_at_the_end_and_keep(tmp_path):
+    model = _model()
+    directory = tmp_path / "checkpoints"
+    repeat = tf.data.Dataset.from_tensor_slices(_data()).batch(1).repeat()
+    model.fit(repeat, epochs=2, steps_per_epoch=5, verbose=0,
+              callbacks=[PeriodicCheckpoints(directory, 4, keep=2, total_steps=10)])
+    # Saved at steps 4, 8 and 10 (the end); keep=2 leaves the two newest, and no temporary file.
+    assert sorted(path.name for path in directory.iterdir()) == ["step_000008.keras", "step_000010.keras"]
+    restored = keras.models.load_model(directory / "step_000010.keras")
+    assert int(restored.optimizer.iterations.numpy()) == 10
+
+
+def test_periodic_checkpoints_pad_like_snapshot_names(tmp_path):
+    model = _model()
+    _fit(model, [PeriodicCheckpoints(tmp_path, 3, total_steps=1_234_567)], epochs=1)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["step_0000003.keras", "step_0000006.keras"]

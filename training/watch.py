@@ -56,9 +56,10 @@ def watch(
     checkpoints = run_dir / _CHECKPOINTS_DIRNAME
     writer = None
     names: list[str] | None = None  # tensor names (before "/step_") every exported step holds
+    scalar_tags: list[str] = []
 
     def export(step: int, path: Path) -> None:
-        nonlocal writer, names
+        nonlocal writer
         if not path.exists():
             raise FileNotFoundError(path)
         model = keras.models.load_model(path, compile=False)
@@ -77,14 +78,15 @@ def watch(
               flush=True)
 
     def done(step: int) -> bool:
-        nonlocal names
+        nonlocal names, scalar_tags
         if names is None:  # the layers and the class embedding a snapshot of this model writes
             model = keras.models.load_model(checkpoint_steps(checkpoints)[step], compile=False)
             snapshotter = LayerSnapshotter(model, images, labels, logdir, run=run, layers=layers,
                                            class_names=data.class_names)
             has_classes = int(model.outputs[0].shape[-1]) == len(data.class_names)
             names = [*snapshotter.layers, *([CLASS_EMBEDDING_NAME] if has_classes else [])]
-            previous = exported_steps(logdir, run, names)
+            scalar_tags = [f"{SEPARABILITY_TAG}/{layer}" for layer in snapshotter.layers]
+            previous = exported_steps(logdir, run, names, scalar_tags)
             names_done.update(previous)
             if previous:
                 print(f"Already exported: steps {', '.join(map(str, sorted(previous)))}", flush=True)
