@@ -14,6 +14,9 @@ Public API (everything else is internal):
   knn_separability(features, labels, *, k=5): leave-one-out k-NN accuracy of labels in a feature space.
   ImageLogger(writer_or_run_dir, images, labels, *, every=...): Keras callback, the seeds' pictures in IMAGES.
   grad_cam(model, images, ...), filter_patterns(model, conv_layer, ...): the two costly pictures on their own.
+  follow_checkpoints(directory, export, *, done=..., finished=..., until_step=None, poll_seconds=5.0): a sidecar
+      that exports each `step_<N>.keras` checkpoint of a training once, in step order, as they appear;
+      checkpoint_steps(directory), exported_steps(logdir, run, names, scalar_tags=()): what it reads back.
 """
 
 from projector_export.exporter import ExportResult, export_embeddings, tensorboard_command
@@ -22,6 +25,7 @@ from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM
 from projector_export.separability import knn_separability
 from projector_export.metadata import MAX_SPRITE_SIZE_PX
 from projector_export.standalone import StandaloneResult, export_standalone
+from projector_export.watch import checkpoint_steps, exported_steps, follow_checkpoints
 
 _IMAGES_API = ("ImageLogger", "grad_cam", "filter_patterns")  # issue 5: TensorBoard images during training
 _SNAPSHOTS_API = ("EmbeddingSnapshots", "export_model_layers")  # issue 4: layer snapshots (need Keras too)
@@ -29,7 +33,7 @@ _SNAPSHOTS_API = ("EmbeddingSnapshots", "export_model_layers")  # issue 4: layer
 
 __all__ = [
     "DEFAULT_PCA_COMPONENTS", "MAX_SPRITE_SIZE_PX", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor",
-    "StandaloneResult", "export_embeddings", "export_standalone", "knn_separability", "tensorboard_command", *_IMAGES_API, *_SNAPSHOTS_API,
+    "StandaloneResult", "checkpoint_steps", "export_embeddings", "exported_steps", "follow_checkpoints", "export_standalone", "knn_separability", "tensorboard_command", *_IMAGES_API, *_SNAPSHOTS_API,
 ]
 
 
