@@ -160,6 +160,7 @@ def test_two_multi_worker_processes_write_one_run_from_the_chief(tmp_path, mnist
     assert sorted(os.listdir(logdir / "mw" / "checkpoints")) == ["step_000020.keras", "step_000040.keras"]
     assert [os.listdir(cwd) for cwd in cwds] == [[], []]
     assert "Separability" in chief and "Separability" not in worker  # the snapshots were computed once
+    assert "Saved " in chief and "This worker wrote nothing: the chief writes" in worker
 
     with TensorBoardServer(logdir) as board:
         served_names: list[str] = []

@@ -1,4 +1,4 @@
-"""Keras callbacks of `projector-train`: TensorBoard scalars of one run, and stopping at an exact step."""
+"""Keras callbacks of `projector-train`: TensorBoard scalars of one run, stopping at an exact step, checkpoints."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import tensorflow as tf
 from projector_export.schedule import is_due, optimizer_step
 from projector_export.snapshots import STEP_PREFIX, snapshot_name
 from projector_export.validation import check_int
+from projector_export.watch import CHECKPOINT_SUFFIX
 
 # Scalar tags of a run (the run layout contract): one constant each, shared with tests and readers.
 TRAIN_LOSS = "train/loss"
@@ -20,7 +21,6 @@ TEST_LOSS = "test/loss"
 TEST_ACCURACY = "test/accuracy"
 LEARNING_RATE = "learning_rate"
 # Keras' log keys for the compiled loss and the `accuracy` metric; validation ones get the `val_` prefix.
-CHECKPOINT_SUFFIX = ".keras"
 _KERAS_KEYS = {"loss": (TRAIN_LOSS, TEST_LOSS), "accuracy": (TRAIN_ACCURACY, TEST_ACCURACY)}
 
 
@@ -145,8 +145,8 @@ class PeriodicCheckpoints(keras.callbacks.Callback):
         return sorted(self.directory.glob(f"{STEP_PREFIX}*{CHECKPOINT_SUFFIX}"))
 
     def _save(self, step: int) -> None:
-        path = self.directory / (snapshot_name(self.directory.name, step, self._total_steps).split("/")[-1]
-                                 + CHECKPOINT_SUFFIX)
+        name = Path(snapshot_name(self.directory.name, step, self._total_steps)).name  # step_<NNNNNN>
+        path = self.directory / f"{name}{CHECKPOINT_SUFFIX}"
         self.directory.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.stem}.tmp{CHECKPOINT_SUFFIX}")  # Keras requires the .keras suffix
         self.model.save(temporary)

@@ -27,11 +27,7 @@ import tensorflow as tf
 from projector_export.images import ImageLogger
 from projector_export.layer_outputs import resolve_layers
 from projector_export.snapshots import (
-    DEFAULT_PROBE_SIZE,
-    DEFAULT_SNAPSHOT_EVERY,
-    MIN_PROBE_SIZE,
-    EmbeddingSnapshots,
-    take_probe,
+    DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE, EmbeddingSnapshots, take_probe,
 )
 from training import distribute
 from training.callbacks import PeriodicCheckpoints, StopAtStep, TensorBoardScalars
@@ -104,6 +100,7 @@ class TrainResult:
     test_loss: float
     test_accuracy: float
     model: keras.Model
+    chief: bool = True  # False: a multi-worker worker other than the chief, which wrote nothing
 
 
 def default_run_name(model: str, now: datetime.datetime | None = None) -> str:
@@ -201,11 +198,14 @@ def train_and_evaluate(
     if distribute.is_multi_worker(strategy):
         distribute.prepare_multi_worker(model, strategy)
         validation_steps = math.ceil(len(data.test_images) / config.eval_batch_size)
-        train, test = distribute.distribute_dataset(strategy, train), distribute.distribute_dataset(strategy, test.repeat())
+        train = distribute.distribute_dataset(strategy, train)
+        test = distribute.distribute_dataset(strategy, test.repeat())
     steps_per_epoch = min(config.eval_every, config.steps)
     # Only the chief writes the run; the other workers take the same steps and write nothing.
     writer = tf.summary.create_file_writer(str(run_dir)) if cluster.is_chief else None
-    callbacks = [*build_callbacks(config, run_dir, data, writer), *extra_callbacks] if writer else [StopAtStep(config.steps)]
+    callbacks = [StopAtStep(config.steps)]
+    if writer:
+        callbacks = [*build_callbacks(config, run_dir, data, writer), *extra_callbacks]
     try:
         history = model.fit(
             train,
@@ -228,6 +228,7 @@ def train_and_evaluate(
         test_loss=float(history.history["val_loss"][-1]),
         test_accuracy=float(history.history["val_accuracy"][-1]),
         model=model,
+        chief=cluster.is_chief,
     )
 
 
@@ -356,6 +357,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (FileExistsError, ValueError) as error:  # input problems: the message, no traceback
         sys.exit(f"projector-train: error: {error}")
     print(f"Final test accuracy after {result.steps} steps: {result.test_accuracy:.2%} (loss {result.test_loss:.4f})")
+    if not result.chief:
+        print(f"This worker wrote nothing: the chief writes {result.run_dir}")
+        return
     print(f"Saved {result.run_dir / MODEL_FILENAME}")
     print(f"View it with: tensorboard --logdir {config.logdir}")
 
