@@ -21,6 +21,9 @@ Public API (everything else is internal):
   knn_separability(features, labels, *, k=5): leave-one-out k-NN accuracy of labels in a feature space.
   ImageLogger(writer_or_run_dir, images, labels, *, every=...): Keras callback, the seeds' pictures in IMAGES.
   grad_cam(model, images, ...), filter_patterns(model, conv_layer, ...): the two costly pictures on their own.
+  follow_checkpoints(directory, export, *, done=..., finished=..., until_step=None, poll_seconds=5.0): a sidecar
+      that exports each `step_<N>.keras` checkpoint of a training once, in step order, as they appear;
+      checkpoint_steps(directory), exported_steps(logdir, run, names, scalar_tags=()): what it reads back.
 """
 
 from projector_export.defaults import DEFAULT_IMAGES_EVERY, DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE
@@ -31,6 +34,7 @@ from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM
 from projector_export.separability import knn_separability
 from projector_export.standalone import StandaloneResult, export_standalone
 from projector_export.validation import check_int, check_logdir, check_run_name, check_writable_dir
+from projector_export.watch import checkpoint_steps, exported_steps, follow_checkpoints
 
 # Imported on first use (they need Keras, seconds to import): TensorBoard images during training, layer snapshots.
 _IMAGES_API = ("ImageLogger", "grad_cam", "filter_patterns")
@@ -40,8 +44,9 @@ _SNAPSHOTS_API = ("EmbeddingSnapshots", "export_model_layers", "take_probe", "re
 __all__ = [
     "DEFAULT_IMAGES_EVERY", "DEFAULT_PCA_COMPONENTS", "DEFAULT_PROBE_SIZE", "DEFAULT_SNAPSHOT_EVERY",
     "MAX_SPRITE_SIZE_PX", "MIN_PROBE_SIZE", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor", "StandaloneResult",
-    "check_int", "check_logdir", "check_run_name", "check_writable_dir", "export_embeddings", "export_standalone",
-    "knn_separability", "tensorboard_command", *_IMAGES_API, *_SNAPSHOTS_API,
+    "check_int", "check_logdir", "check_run_name", "check_writable_dir", "checkpoint_steps", "export_embeddings",
+    "export_standalone", "exported_steps", "follow_checkpoints", "knn_separability", "tensorboard_command",
+    *_IMAGES_API, *_SNAPSHOTS_API,
 ]
 
 

@@ -35,6 +35,7 @@ from projector_export import (
 )
 from projector_export.cli import OneLineParser, int_at_least
 
+from . import distribute
 from .mnist import ENV_VAR, MnistData, load_mnist
 from .models import MODEL_NAMES
 from .tensorflow_logs import import_tensorflow_quietly
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from projector_export import ImageLogger
 
 MODEL_FILENAME = "model.keras"
+CHECKPOINTS_DIRNAME = "checkpoints"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +74,10 @@ class TrainConfig:
     probe_size: int = DEFAULT_PROBE_SIZE  # snapshot the first N test images
     images_every: int = DEFAULT_IMAGES_EVERY  # the IMAGES dashboard's pictures every K steps; 0: off
     images_samples: int = 9  # test images shown with Grad-CAM, and misclassified images shown
+    strategy: str = "default"  # tf.distribute: default (one device), mirrored, multi-worker (from TF_CONFIG)
+    cpu_replicas: int = 0  # mirrored over this many logical CPU devices; 0: the local GPUs
+    checkpoint_every: int = 0  # <run>/checkpoints/step_<NNNNNN>.keras every K steps and at the end; 0: off
+    keep_checkpoints: int = 0  # how many checkpoints stay (the oldest go); 0: all
 
     def __post_init__(self):
         if self.model not in MODEL_NAMES:
@@ -82,7 +88,8 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be > 0. Received: learning_rate={self.learning_rate!r}.")
         if self.seed is not None:
             check_int("seed", self.seed, minimum=0)
-        for name in ("snapshot_every", "images_every", "images_samples"):
+        for name in ("snapshot_every", "images_every", "images_samples", "cpu_replicas", "checkpoint_every",
+                     "keep_checkpoints"):
             check_int(name, getattr(self, name), minimum=0, hint="(0: off)")
         if self.snapshot_every:
             check_int("probe_size", self.probe_size, minimum=MIN_PROBE_SIZE)
@@ -102,6 +109,7 @@ class TrainResult:
     test_accuracy: float
     model: keras.Model
     callbacks: tuple[keras.callbacks.Callback, ...] = ()
+    chief: bool = True  # False: a multi-worker worker other than the chief, which wrote nothing
 
 
 def default_run_name(model: str, now: datetime.datetime | None = None) -> str:
@@ -119,7 +127,7 @@ def build_callbacks(
         data: the training and test data (e.g. test images to snapshot activations of).
         writer: the run's one `tf.summary` writer; write summaries with it so that a run has one event file.
     """
-    from .callbacks import StopAtStep, TensorBoardScalars
+    from .callbacks import PeriodicCheckpoints, StopAtStep, TensorBoardScalars
     from .divergence import StopOnDivergence
 
     return [
@@ -128,6 +136,8 @@ def build_callbacks(
         TensorBoardScalars(writer, log_every=config.log_every),
         *_snapshot_callbacks(config, run_dir, data, writer),
         *([_image_logger(config, data, writer)] if config.images_every else []),
+        *([PeriodicCheckpoints(run_dir / CHECKPOINTS_DIRNAME, config.checkpoint_every, keep=config.keep_checkpoints,
+                               total_steps=config.steps)] if config.checkpoint_every else []),
     ]
 
 
@@ -184,33 +194,55 @@ def train_and_evaluate(
     import keras
     import tensorflow as tf
 
+    from .callbacks import StopAtStep
     from .models import build_model, compile_model
 
     config = dataclasses.replace(config, run=config.run or default_run_name(config.model))  # one name throughout
     run_dir = run_directory(config)
-    data = check_run(config, data)
-    prepare_run_dir(run_dir, config.overwrite)
+    cluster = distribute.check_strategy(config.strategy, config.cpu_replicas)  # before anything is written
+    if cluster.is_chief:
+        data = check_run(config, data)
+        prepare_run_dir(run_dir, config.overwrite)
+    elif data is None:
+        data = load_mnist(config.data_dir)
+    strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
 
-    model = compile_model(build_model(config.model, data.image_shape, data.num_classes), config.learning_rate)
+    with strategy.scope():
+        model = compile_model(build_model(config.model, data.image_shape, data.num_classes), config.learning_rate)
+    if config.strategy != "default":
+        print(distribute.describe(strategy, config.batch_size))
+    train, test = _train_dataset(data, config.batch_size, config.seed), _test_dataset(data, config.eval_batch_size)
+    validation_steps = None
+    if distribute.is_multi_worker(strategy):
+        distribute.prepare_multi_worker(model, strategy)
+        validation_steps = math.ceil(len(data.test_images) / config.eval_batch_size)
+        train = distribute.distribute_dataset(strategy, train)
+        test = distribute.distribute_dataset(strategy, test.repeat())
     steps_per_epoch = min(config.eval_every, config.steps)
-    writer = tf.summary.create_file_writer(str(run_dir))
-    callbacks = (*build_callbacks(config, run_dir, data, writer), *extra_callbacks)
+    # Only the chief writes the run; the other workers take the same steps and write nothing.
+    writer = tf.summary.create_file_writer(str(run_dir)) if cluster.is_chief else None
+    callbacks = (StopAtStep(config.steps),)
+    if writer:
+        callbacks = (*build_callbacks(config, run_dir, data, writer), *extra_callbacks)
     try:
         history = model.fit(
-            _train_dataset(data, config.batch_size, config.seed),
+            train,
             epochs=math.ceil(config.steps / steps_per_epoch),
             steps_per_epoch=steps_per_epoch,
-            validation_data=_test_dataset(data, config.eval_batch_size),
+            validation_data=test,
+            validation_steps=validation_steps,
             callbacks=list(callbacks),
-            verbose=_verbosity(config.verbose),
+            verbose=_verbosity(config.verbose) if cluster.is_chief else 0,
             shuffle=False,  # the data set shuffles itself
         )
     finally:
-        writer.close()
-    _save_model(model, run_dir / MODEL_FILENAME)
+        if writer:
+            writer.close()
+    if cluster.is_chief:
+        _save_model(model, run_dir / MODEL_FILENAME)
     return TrainResult(
         run_dir=run_dir,
         steps=int(model.optimizer.iterations.numpy()),
@@ -218,6 +250,7 @@ def train_and_evaluate(
         test_accuracy=float(history.history["val_accuracy"][-1]),
         model=model,
         callbacks=callbacks,
+        chief=cluster.is_chief,
     )
 
 
@@ -348,6 +381,16 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument("--images-samples", type=int_at_least(0), default=defaults.images_samples, metavar="N",
                         help="test images shown with Grad-CAM, and misclassified test images shown")
+    parser.add_argument("--strategy", choices=distribute.STRATEGIES, default=defaults.strategy,
+                        help="tf.distribute strategy: one device, mirrored (local GPUs or --cpu-replicas), "
+                        "multi-worker (cluster from $TF_CONFIG; only the chief writes the run)")
+    parser.add_argument("--cpu-replicas", type=int_at_least(0), default=defaults.cpu_replicas, metavar="N",
+                        help="with --strategy mirrored: N logical CPU devices instead of the GPUs (0: GPUs)")
+    parser.add_argument("--checkpoint-every", type=int_at_least(0, "(0: off)"), default=defaults.checkpoint_every,
+                        metavar="K", help="save <run>/checkpoints/step_<NNNNNN>.keras every K steps and at the end, "
+                        "for projector-watch (0: off)")
+    parser.add_argument("--keep-checkpoints", type=int_at_least(0), default=defaults.keep_checkpoints, metavar="N",
+                        help="keep the N newest checkpoints (0: all)")
     parser.add_argument("--verbose", action="store_true", dest=_VERBOSE,
                         help="show TensorFlow's own start-up and INFO log lines (hidden unless TF_CPP_MIN_LOG_LEVEL "
                         "is set)")
@@ -384,7 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = TrainConfig(**args)
         config = dataclasses.replace(config, run=config.run or default_run_name(config.model))
-        data = check_run(config)
+        # A worker other than the chief writes nothing, so only the chief checks the run directory.
+        chief = distribute.check_strategy(config.strategy, config.cpu_replicas).is_chief
+        data = check_run(config) if chief else load_mnist(config.data_dir)
     except (ValueError, TypeError, OSError) as error:  # raised by the checks above only: input problems
         sys.exit(parser.fail(error))
     from .divergence import TrainingDiverged
@@ -394,6 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as error:  # a consequence of the settings (the learning rate): one line too
         sys.exit(parser.fail(error))
     print(f"Final test accuracy after {result.steps} steps: {result.test_accuracy:.2%} (loss {result.test_loss:.4f})")
+    if not result.chief:
+        print(f"This worker wrote nothing: the chief writes {result.run_dir}")
+        return 0
     print(f"Saved {result.run_dir / MODEL_FILENAME}")
     print(f"View it with: {tensorboard_command(config.logdir)}")
     return 0

@@ -1,0 +1,112 @@
+"""Follow a folder of checkpoints that a training writes, and export each one once: a sidecar process.
+
+Like Keras' `SidecarEvaluator`, the sidecar runs beside any training that saves `step_<N>.keras` files (written
+under a temporary name and renamed, so a listed file is complete), in step order, while the training runs and
+after it. Which steps are already exported is read back from the run's projector config, so a restarted
+sidecar neither loses nor repeats a step.
+
+Example:
+    done = exported_steps("logs", "run-1", ["conv1", "fc1"])
+    follow_checkpoints("logs/run-1/checkpoints", export, done=done.__contains__,
+                       finished=lambda: os.path.exists("logs/run-1/model.keras"))
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from projector_export.config import read_config
+from projector_export.metadata import EVENT_FILE_GLOB
+
+CHECKPOINT_SUFFIX = ".keras"
+# `step_000100.keras`; temporary files start with "." and never match.
+_CHECKPOINT_NAME = re.compile(r"^step_(\d+)" + re.escape(CHECKPOINT_SUFFIX) + "$")
+_TENSOR_STEP = re.compile(r"^(.+)/step_(\d+)$")
+
+
+def checkpoint_steps(directory: str | os.PathLike) -> dict[int, Path]:
+    """The complete checkpoints in `directory` as {step: path}; empty when the folder does not exist (yet)."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return {}
+    found = {}
+    for name in names:
+        match = _CHECKPOINT_NAME.match(name)
+        if match:
+            found[int(match.group(1))] = Path(directory) / name
+    return found
+
+
+def exported_steps(
+    logdir: str | os.PathLike, run: str, names: Iterable[str], scalar_tags: Iterable[str] = ()
+) -> set[int]:
+    """The steps at which the run holds a `<name>/step_<N>` tensor for every one of `names` in its projector
+    config, and, at step N, a scalar for every one of `scalar_tags` in its event files.
+
+    The exporter writes the config after the tensors, and an export's scalars come after its config: a step found
+    here was exported completely, one missing was not (or only in part, and exporting it again replaces it).
+    """
+    run_dir = os.path.join(os.fspath(logdir), run)
+    steps_of: dict[str, set[int]] = {name: set() for name in names}
+    for embedding in read_config(run_dir).embeddings:
+        match = _TENSOR_STEP.match(embedding.tensor_name)
+        if match and match.group(1) in steps_of:
+            steps_of[match.group(1)].add(int(match.group(2)))
+    tags = {tag: set() for tag in scalar_tags}
+    if tags:
+        for event in _events(run_dir):
+            for value in event.summary.value:
+                if value.tag in tags:
+                    tags[value.tag].add(event.step)
+    found = [*steps_of.values(), *tags.values()]
+    return set.intersection(*found) if found else set()
+
+
+def _events(run_dir: str):
+    """Every event of every event file of `run_dir` (several writers may share a run: the training, a sidecar)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    for path in sorted(glob.glob(os.path.join(glob.escape(run_dir), EVENT_FILE_GLOB))):
+        yield from EventFileLoader(path).Load()
+
+
+def follow_checkpoints(
+    directory: str | os.PathLike,
+    export: Callable[[int, Path], None],
+    *,
+    done: Callable[[int], bool] = lambda step: False,
+    finished: Callable[[], bool] = lambda: False,
+    until_step: int | None = None,
+    poll_seconds: float = 5.0,
+) -> list[int]:
+    """Calls `export(step, path)` for every checkpoint of `directory` not `done`, in step order, as they appear.
+
+    Returns the exported steps once a checkpoint at or after `until_step` was listed, or once `finished()`
+    (e.g. the training's final model exists) was true before a pass over the folder found nothing left to do.
+    A checkpoint deleted before it was read (the training keeps only its newest ones) is skipped.
+    """
+    exported: list[int] = []
+    handled: set[int] = set()
+    while True:
+        was_finished = finished()  # asked before listing: a training writes its last checkpoint before that
+        listed = checkpoint_steps(directory)
+        for step, path in sorted(listed.items()):
+            if step in handled or (until_step is not None and step > until_step):
+                continue
+            handled.add(step)
+            if done(step):
+                continue
+            try:
+                export(step, path)
+            except FileNotFoundError:
+                continue
+            exported.append(step)
+        if was_finished or (until_step is not None and any(step >= until_step for step in listed)):
+            return exported
+        time.sleep(poll_seconds)

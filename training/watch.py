@@ -1,0 +1,152 @@
+"""`projector-watch`: a sidecar that exports PROJECTOR snapshots from a training's checkpoints, on MNIST.
+
+It follows `<logdir>/<run>/checkpoints/step_<N>.keras` (`projector-train --checkpoint-every K`, or any training
+that saves such files) and exports, for each checkpoint in step order, the chosen layers on the first
+`--probe-size` test images as `<layer>/step_<N>`, with the same metadata, class embedding and `separability/<layer>`
+scalars as the in-training snapshots, into the same run. The training pays nothing for the snapshots. It waits for
+the run and its checkpoints to appear, skips the steps the run already holds (restartable), and stops at
+`--until-step` or once the training's final `model.keras` exists and every checkpoint is exported.
+
+Example (beside a running `projector-train --run r1 --checkpoint-every 500 --snapshot-every 0`):
+    projector-watch --logdir logs --run r1 --layers conv2,fc1 --probe-size 1000
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from projector_export import MIN_PROBE_SIZE
+from projector_export.cli import OneLineParser, int_at_least
+
+from .mnist import ENV_VAR
+from .train import CHECKPOINTS_DIRNAME, MODEL_FILENAME, _layer_names
+
+DEFAULT_POLL_SECONDS = 5.0
+
+
+def watch(
+    logdir: str,
+    run: str,
+    *,
+    layers: Sequence[str] | None = None,
+    probe_size: int | None = None,
+    data_dir: str | None = None,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+    until_step: int | None = None,
+) -> list[int]:
+    """Exports every checkpoint of `<logdir>/<run>` not exported yet; returns the steps exported by this call."""
+    import keras
+    import tensorflow as tf
+
+    from projector_export.snapshots import (
+        CLASS_EMBEDDING_NAME,
+        DEFAULT_PROBE_SIZE,
+        SEPARABILITY_TAG,
+        LayerSnapshotter,
+        take_probe,
+    )
+    from projector_export.watch import checkpoint_steps, exported_steps, follow_checkpoints
+
+    from .mnist import load_mnist
+
+    data = load_mnist(data_dir)
+    images, labels = take_probe(data.test_images, data.test_labels, probe_size or DEFAULT_PROBE_SIZE)
+    run_dir = Path(logdir) / run
+    checkpoints = run_dir / CHECKPOINTS_DIRNAME
+    writer = None
+    names: list[str] | None = None  # tensor names (before "/step_") every exported step holds
+    scalar_tags: list[str] = []
+
+    def export(step: int, path: Path) -> None:
+        nonlocal writer
+        if not path.exists():
+            raise FileNotFoundError(path)
+        model = keras.models.load_model(path, compile=False)
+        snapshotter = LayerSnapshotter(model, images, labels, logdir, run=run, layers=layers,
+                                       class_names=data.class_names)
+        if writer is None:  # the run directory exists: the training made it
+            writer = tf.summary.create_file_writer(str(run_dir))
+        digits = len(path.stem.rsplit("_", 1)[-1])
+        record = snapshotter.snapshot(step, 10**digits - 1, writer)  # the checkpoint's own zero-padding
+        with writer.as_default(step=step):
+            for layer, value in record.separability.items():
+                tf.summary.scalar(f"{SEPARABILITY_TAG}/{layer}", value)
+        writer.flush()
+        values = "  ".join(f"{layer} {value:.4f}" for layer, value in record.separability.items())
+        print(f"step {step}: exported {', '.join(snapshotter.layers)} in {record.seconds:.1f} s; separability {values}",
+              flush=True)
+
+    def done(step: int) -> bool:
+        nonlocal names, scalar_tags
+        if names is None:  # the layers and the class embedding a snapshot of this model writes
+            model = keras.models.load_model(checkpoint_steps(checkpoints)[step], compile=False)
+            snapshotter = LayerSnapshotter(model, images, labels, logdir, run=run, layers=layers,
+                                           class_names=data.class_names)
+            has_classes = int(model.outputs[0].shape[-1]) == len(data.class_names)
+            names = [*snapshotter.layers, *([CLASS_EMBEDDING_NAME] if has_classes else [])]
+            scalar_tags = [f"{SEPARABILITY_TAG}/{layer}" for layer in snapshotter.layers]
+            previous = exported_steps(logdir, run, names, scalar_tags)
+            names_done.update(previous)
+            if previous:
+                print(f"Already exported: steps {', '.join(map(str, sorted(previous)))}", flush=True)
+        return step in names_done
+
+    names_done: set[int] = set()
+    print(f"Watching {checkpoints} (every {poll_seconds:g} s)", flush=True)
+    try:
+        return follow_checkpoints(
+            checkpoints, export, done=done, finished=(run_dir / MODEL_FILENAME).exists, until_step=until_step,
+            poll_seconds=poll_seconds,
+        )
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog="projector-watch",
+        description="Export PROJECTOR snapshots of MNIST test images from a training's checkpoints "
+        "(<logdir>/<run>/checkpoints/step_<N>.keras), as they appear.",
+    )
+    parser.add_argument("--logdir", required=True, help="TensorBoard log directory of the training")
+    parser.add_argument("--run", required=True, help="the training's run name inside the log directory")
+    parser.add_argument("--layers", type=_layer_names, default=None, metavar="A,B,C",
+                        help="layers to export (default: every convolution and dense layer)")
+    parser.add_argument("--probe-size", type=int_at_least(MIN_PROBE_SIZE), default=None, metavar="N",
+                        help="export the first N test images (default: as projector-train's snapshots)")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"directory with the four MNIST IDX files (default: ${ENV_VAR}, else download with Keras)")
+    parser.add_argument("--poll-seconds", type=float, default=DEFAULT_POLL_SECONDS, metavar="S",
+                        help=f"seconds between two looks at the checkpoints folder (default: {DEFAULT_POLL_SECONDS:g})")
+    parser.add_argument("--until-step", type=int_at_least(0), default=None, metavar="N",
+                        help="stop once a checkpoint at step N or later exists (default: when the training's "
+                        "model.keras exists and every checkpoint is exported)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.poll_seconds > 0:
+        parser.error(f"--poll-seconds must be > 0, received {args.poll_seconds}")
+    start = time.monotonic()
+    try:
+        steps = watch(args.logdir, args.run, layers=args.layers, probe_size=args.probe_size, data_dir=args.data_dir,
+                      poll_seconds=args.poll_seconds, until_step=args.until_step)
+    except (ValueError, TypeError, OSError) as error:  # unknown layer, probe size, MNIST files: one line
+        sys.exit(parser.fail(error))
+    from projector_export import tensorboard_command
+
+    print(f"Exported {len(steps)} checkpoint(s) in {time.monotonic() - start:.0f} s. "
+          f"View them with: {tensorboard_command(args.logdir)}")
+
+
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
