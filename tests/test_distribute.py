@@ -54,7 +54,8 @@ def test_bad_strategy_settings_are_one_line_before_anything_is_written(
     with pytest.raises(SystemExit) as exit_info:
         main(["--strategy", strategy, "--cpu-replicas", str(cpu_replicas), "--logdir", str(tmp_path / "logs"),
               "--run", "r"])
-    assert re.search(message, str(exit_info.value)) and "\n" not in str(exit_info.value)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and re.search(message, err) and err.count("\n") == 1
     assert not (tmp_path / "logs").exists()
 
 
