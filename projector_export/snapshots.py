@@ -359,8 +359,9 @@ class EmbeddingSnapshots(keras.callbacks.Callback):
         labels: N integer class ids, or None (then no error-case columns, class embedding or separability).
         logdir: the TensorBoard log directory.
         run: the training's run directory name inside `logdir` (None: `logdir` itself is the run).
-        every: optimizer steps between periodic snapshots; 0: none (the snapshots before the first and after
-            the last step are still taken: adding the callback is what turns snapshots on).
+        every: optimizer steps between snapshots (besides the ones before the first and after the last step);
+            0: off, no snapshot at all, as `projector-train --snapshot-every 0` (the one meaning of 0 in
+            `schedule.is_due`). A period longer than the training gives the first and last snapshots only.
         layers: layer names (a nested model's layer also as ``<outer>/<inner>``); None: every convolution and
             dense layer (none when `features` is given).
         thumbnails: N images for the sprite (N×H×W or N×H×W×C with C = 1 or 3, uint8 or float in [0, 1]);
@@ -402,7 +403,7 @@ class EmbeddingSnapshots(keras.callbacks.Callback):
         verbose: bool = True,
     ):
         super().__init__()
-        self.every = check_int("every", every, minimum=0, hint="(0: no periodic snapshots)")
+        self.every = check_int("every", every, minimum=0, hint="(0: off)")
         if total_steps is not None:
             check_int("total_steps", total_steps, minimum=0)
         self._args = dict(inputs=inputs, labels=labels, logdir=logdir, run=run, layers=layers, thumbnails=thumbnails,
@@ -422,6 +423,8 @@ class EmbeddingSnapshots(keras.callbacks.Callback):
             self.snapshotter = LayerSnapshotter(model, **self._args)
 
     def on_train_begin(self, logs=None) -> None:
+        if not self.every:
+            return
         step = optimizer_step(self.model)
         epochs, steps = (self.params or {}).get("epochs"), (self.params or {}).get("steps")
         if self._total_steps is None and epochs and steps:
@@ -435,6 +438,8 @@ class EmbeddingSnapshots(keras.callbacks.Callback):
                 self._take(step)
 
     def on_train_end(self, logs=None) -> None:
+        if not self.every:
+            return
         step = optimizer_step(self.model)
         if step != self._last_snapshot:
             self._take(step)

@@ -56,7 +56,7 @@ def test_cifar10_cnn_draws_rgb_thumbnails(tmp_path, rng, capsys):
     example = _example("cifar10_cnn")
     images = rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)
     labels = np.arange(20) % 3
-    example.main(str(tmp_path), data=(images[:12], labels[:12], images[12:], labels[12:]), epochs=1, every=0,
+    example.main(str(tmp_path), data=(images[:12], labels[:12], images[12:], labels[12:]), epochs=1, every=1000,
                  batch_size=4, probe_size=PROBE)
     assert capsys.readouterr().out.rstrip().endswith(tensorboard_command(str(tmp_path)))
     client = ProjectorClient(tmp_path)
@@ -79,7 +79,7 @@ def test_mnist_mlp_shows_the_digits_beside_flat_inputs(tmp_path, rng, capsys):
     example = _example("mnist_mlp")
     digits = rng.integers(0, 256, (20, 5, 5), dtype=np.uint8)
     labels = np.arange(20) % 10
-    example.main(str(tmp_path), data=(digits[:12], labels[:12], digits[12:], labels[12:]), epochs=1, every=0,
+    example.main(str(tmp_path), data=(digits[:12], labels[:12], digits[12:], labels[12:]), epochs=1, every=1000,
                  batch_size=4, probe_size=PROBE)
     assert capsys.readouterr().out.rstrip().endswith(tensorboard_command(str(tmp_path)))
     client = ProjectorClient(tmp_path)

@@ -177,13 +177,20 @@ def test_shared_writer_is_used_and_left_open(tmp_path):
     assert tags["grad_cam"] == [0, 2] and not any(tag.startswith("filter_patterns") for tag in tags)
 
 
-def test_every_zero_logs_only_at_the_start_and_the_end(tmp_path):
+def test_a_period_longer_than_the_training_logs_only_at_the_start_and_the_end(tmp_path):
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(2).uniform(0, 1, (24, 12, 12, 1)).astype(np.float32)
     y = np.arange(24) % 3
-    logger = ImageLogger(tmp_path / "off", x, y, every=0, pattern_steps=0)
+    logger = ImageLogger(tmp_path / "long", x, y, every=1000, pattern_steps=0)
     _tiny_model().fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[logger])  # 3 steps
-    assert Served(tmp_path).image_tags("off")["grad_cam"] == [0, 3]
+    assert Served(tmp_path).image_tags("long")["grad_cam"] == [0, 3]
+
+
+def test_every_zero_is_off(tmp_path):
+    x = np.random.default_rng(2).uniform(0, 1, (24, 12, 12, 1)).astype(np.float32)
+    logger = ImageLogger(tmp_path / "off", x, np.arange(24) % 3, every=0)
+    _tiny_model().fit(x, np.arange(24) % 3, batch_size=8, epochs=1, verbose=0, callbacks=[logger])
+    assert not (tmp_path / "off").exists()
 
 
 def test_probabilities_of_a_model_ending_in_a_softmax_layer_are_its_own_outputs(tmp_path):

@@ -105,6 +105,15 @@ def test_token_metadata_has_our_columns_then_the_users_and_no_sprite(text_run):
     assert _scalar_tags(client, "text") == {"separability/pooled"}
 
 
+def test_every_zero_is_off(tmp_path):
+    rows = np.random.default_rng(3).normal(size=(N, 4)).astype(np.float32)
+    labels = np.arange(N) % 2
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="logits")])
+    callback = EmbeddingSnapshots(rows, labels, tmp_path, run="off", every=0, verbose=False)
+    _fit(model, rows, labels, callback, steps=2)
+    assert not (tmp_path / "off").exists()
+
+
 def test_mlp_on_flat_pixels_shows_the_separate_thumbnails(tmp_path):
     keras.utils.set_random_seed(1)
     rng = np.random.default_rng(1)
@@ -113,7 +122,7 @@ def test_mlp_on_flat_pixels_shows_the_separate_thumbnails(tmp_path):
     labels = np.arange(N) % 2
     model = keras.Sequential([keras.Input((36,)), keras.layers.Dense(5, activation="relu", name="hidden"),
                               keras.layers.Dense(2, name="logits")])
-    callback = EmbeddingSnapshots(flat, labels, tmp_path, run="mlp", every=0, thumbnails=thumbnails, verbose=False)
+    callback = EmbeddingSnapshots(flat, labels, tmp_path, run="mlp", every=1000, thumbnails=thumbnails, verbose=False)
     _fit(model, flat, labels, callback, steps=2)
     client = ProjectorClient(tmp_path)
     assert _tensors(client, "mlp") == {"hidden/step_000000": [N, 5], "logits/step_000000": [N, 2],
@@ -133,7 +142,7 @@ def test_cnn_on_rgb_images_draws_rgb_thumbnails(tmp_path):
     x = keras.layers.Conv2D(2, 3, name="conv1")(inputs)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
-    callback = EmbeddingSnapshots(images, labels, tmp_path, run="rgb", every=0, verbose=False)
+    callback = EmbeddingSnapshots(images, labels, tmp_path, run="rgb", every=1000, verbose=False)
     _fit(model, images, labels, callback, steps=1)
     client = ProjectorClient(tmp_path)
     assert set(_tensors(client, "rgb")) == {f"{layer}/step_{s:06d}" for layer in ("conv1", "logits", "class_weights")
@@ -151,7 +160,7 @@ def test_without_labels_only_the_layers_thumbnails_and_users_metadata(tmp_path):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="hidden"),
                               keras.layers.Dense(1, name="out")])
     metadata = {"id": [f"row{i}" for i in range(N)], "group": ["x", "y"] * (N // 2)}
-    callback = EmbeddingSnapshots(rows, None, tmp_path, run="reg", every=0, metadata=metadata)
+    callback = EmbeddingSnapshots(rows, None, tmp_path, run="reg", every=1000, metadata=metadata)
     _fit(model, rows, targets, callback, steps=2)
     client = ProjectorClient(tmp_path)
     assert _tensors(client, "reg") == {"hidden/step_000000": [N, 4], "out/step_000000": [N, 1],
@@ -186,7 +195,7 @@ def test_a_subclassed_model_with_features_is_served(tmp_path):
     keras.utils.set_random_seed(4)
     rows, labels = np.random.default_rng(4).random((N, 3)).astype(np.float32), np.arange(N) % 3
     model = _Subclassed()
-    callback = EmbeddingSnapshots(rows, labels, tmp_path, run="sub", every=0, verbose=False,
+    callback = EmbeddingSnapshots(rows, labels, tmp_path, run="sub", every=1000, verbose=False,
                                   features=lambda m, x: {"hidden": m.hidden(x)})
     _fit(model, rows, labels, callback, steps=2)
     client = ProjectorClient(tmp_path)
@@ -212,7 +221,7 @@ def test_multi_input_multi_output_model_by_layer_name(tmp_path):
     hidden = keras.layers.Dense(4, name="hidden")(joined)
     model = keras.Model({"words": words, "numbers": numbers},
                         [keras.layers.Dense(2, name="cls")(hidden), keras.layers.Dense(1, name="size")(hidden)])
-    callback = EmbeddingSnapshots(data, labels, tmp_path, run="multi", every=0, layers=["joined", "hidden"],
+    callback = EmbeddingSnapshots(data, labels, tmp_path, run="multi", every=1000, layers=["joined", "hidden"],
                                   embedding_layers={"emb": None}, verbose=False)
     model.compile("adam", [keras.losses.SparseCategoricalCrossentropy(from_logits=True), "mse"])
     model.fit(data, [labels, rng.random((N, 1))], batch_size=4, epochs=1, verbose=0, callbacks=[callback])
@@ -235,7 +244,7 @@ def test_nested_model_layers_by_full_and_plain_name(tmp_path):
     model = keras.Model(x, keras.layers.Dense(2, name="logits")(encoder(x)))
     with pytest.raises(ValueError, match="Unknown layer name.s. 'cod'.*encoder/code"):
         EmbeddingSnapshots(rows, labels, tmp_path, layers=["cod"], model=model)
-    callback = EmbeddingSnapshots(rows, labels, tmp_path, run="nested", every=0, layers=["code"], verbose=False)
+    callback = EmbeddingSnapshots(rows, labels, tmp_path, run="nested", every=1000, layers=["code"], verbose=False)
     _fit(model, rows, labels, callback, steps=1)
     client = ProjectorClient(tmp_path)
     assert set(_tensors(client, "nested")) == {"encoder/code/step_000000", "encoder/code/step_000001",
@@ -277,7 +286,7 @@ def test_a_sequential_model_built_by_fit_and_mismatched_class_names_refused_up_f
     keras.utils.set_random_seed(8)
     rows, labels = np.random.default_rng(8).random((N, 3)).astype(np.float32), np.arange(N) % 2
     model = keras.Sequential([keras.layers.Dense(4, name="hidden"), keras.layers.Dense(2, name="logits")])
-    callback = EmbeddingSnapshots(rows, labels, tmp_path, run="seq", every=0, layers=["hidden"], verbose=False)
+    callback = EmbeddingSnapshots(rows, labels, tmp_path, run="seq", every=1000, layers=["hidden"], verbose=False)
     _fit(model, rows, labels, callback, steps=1)  # no keras.Input: the model is built by fit, before step 1
     assert set(_tensors(ProjectorClient(tmp_path), "seq")) == {
         "hidden/step_000000", "hidden/step_000001", "class_weights/step_000000", "class_weights/step_000001"}

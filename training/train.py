@@ -381,9 +381,9 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument("--images-samples", type=int_at_least(0), default=defaults.images_samples, metavar="N",
                         help="test images shown with Grad-CAM, and misclassified test images shown")
-    parser.add_argument("--strategy", choices=distribute.STRATEGIES, default=defaults.strategy,
-                        help="tf.distribute strategy: one device, mirrored (local GPUs or --cpu-replicas), "
-                        "multi-worker (cluster from $TF_CONFIG; only the chief writes the run)")
+    parser.add_argument("--strategy", choices=distribute.STRATEGIES, default=defaults.strategy, metavar="STRATEGY",
+                        help="the tf.distribute strategy: default (one device), mirrored (the local GPUs, or "
+                        "--cpu-replicas), multi-worker (the cluster in $TF_CONFIG; only the chief writes the run)")
     parser.add_argument("--cpu-replicas", type=int_at_least(0), default=defaults.cpu_replicas, metavar="N",
                         help="with --strategy mirrored: N logical CPU devices instead of the GPUs (0: GPUs)")
     parser.add_argument("--checkpoint-every", type=int_at_least(0, "(0: off)"), default=defaults.checkpoint_every,

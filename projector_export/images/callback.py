@@ -47,8 +47,9 @@ class ImageLogger(keras.callbacks.Callback):
         images: test images exactly as the model takes them (``N×H×W`` or ``N×H×W×C``, any dtype); their min
             and max are the display range (and the range of filter patterns).
         labels: ``N`` integer class labels.
-        every: optimizer steps between periodic pictures; 0: none (the pictures at the start and the end of
-            training are still logged: adding the callback is what turns them on).
+        every: optimizer steps between pictures (besides those at the start and the end of training); 0: off, no
+            picture at all, as `projector-train --images-every 0`. A period longer than the training gives the
+            first and last pictures only.
         feature_map_images: how many of the first test images feature maps are drawn for (one grid each).
         grad_cam_images: how many of the first test images get a Grad-CAM overlay.
         misclassified: how many of the most confidently misclassified test images to show.
@@ -96,7 +97,7 @@ class ImageLogger(keras.callbacks.Callback):
             raise TypeError(
                 f"writer must be a tf.summary.SummaryWriter or the run directory; received {type(writer).__name__}."
             )
-        every = check_int("every", every, minimum=0, hint="(0: no periodic pictures)")
+        every = check_int("every", every, minimum=0, hint="(0: off)")
         batch_size = check_int("batch_size", batch_size)
         counts = dict(
             feature_map_images=feature_map_images,
@@ -128,6 +129,8 @@ class ImageLogger(keras.callbacks.Callback):
     # Keras hooks -------------------------------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
+        if not self.every:
+            return
         self._check_model()
         layers = feature_map_layers(self.model)
         self._feature_layers = layers
@@ -142,6 +145,8 @@ class ImageLogger(keras.callbacks.Callback):
                 self._log(step)
 
     def on_train_end(self, logs=None):
+        if not self.every:
+            return
         step = optimizer_step(self.model)
         if step != self._last_logged:
             self._log(step)
