@@ -1,4 +1,11 @@
-"""The run's `projector_config.pbtxt`, read and written through TensorBoard's own proto."""
+"""The run's `projector_config.pbtxt`, read and written through TensorBoard's own proto.
+
+It lives in the run's plugin-assets folder (`ASSETS_DIRNAME`) beside the sprites and metadata it
+names, and names the exact checkpoint bundle of its tensors (`model_checkpoint_path`, absolute:
+TensorBoard resolves a relative one against its own working directory). So the config alone says
+which tensors, metadata and sprites belong together, and renaming a new config into place switches
+all of them at once.
+"""
 
 from __future__ import annotations
 
@@ -9,37 +16,50 @@ from google.protobuf import text_format
 from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, ProjectorConfig
 
 from projector_export.atomic import write_atomic
-from projector_export.metadata import CONFIG_FILENAME
+from projector_export.metadata import ASSETS_DIRNAME, CONFIG_FILENAME
 
 
 def config_path(run_dir: str) -> str:
-    return os.path.join(run_dir, CONFIG_FILENAME)
+    return os.path.join(run_dir, ASSETS_DIRNAME, CONFIG_FILENAME)
 
 
 def read_config(run_dir: str) -> ProjectorConfig:
     """Parses the run's config, or returns an empty one when there is none.
 
-    Raises ValueError when the file exists but is not a valid ProjectorConfig.
+    Raises ValueError when the file is not a valid ProjectorConfig, or when the run directory holds
+    a config at its top (not written by this package; TensorBoard would then serve two configs).
     """
-    config = ProjectorConfig()
+    top = os.path.join(run_dir, CONFIG_FILENAME)
+    if os.path.exists(top):
+        _parse(top)
+        raise ValueError(
+            f"Cannot export into {run_dir!r}: it holds a {CONFIG_FILENAME} that projector_export did not write "
+            f"(it writes {ASSETS_DIRNAME}/{CONFIG_FILENAME}). Export into another run (run=...) or move that file."
+        )
     path = config_path(run_dir)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        try:
-            text_format.Parse(text, config)
-        except text_format.ParseError as e:
-            raise ValueError(
-                f"Cannot update {path!r}: it is not a valid ProjectorConfig ({e}). Fix or delete it, "
-                "or export into another run."
-            ) from None
+    return _parse(path) if os.path.exists(path) else ProjectorConfig()
+
+
+def _parse(path: str) -> ProjectorConfig:
+    config = ProjectorConfig()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as e:
+        raise ValueError(
+            f"Cannot update {path!r}: it is not a valid ProjectorConfig ({e}). Fix or delete it, "
+            "or export into another run."
+        ) from None
     return config
 
 
-def upsert(config: ProjectorConfig, entries: Iterable[EmbeddingInfo]) -> ProjectorConfig:
-    """Returns a copy of `config` where each entry replaces the one of the same tensor name (or is appended)."""
+def upsert(config: ProjectorConfig, entries: Iterable[EmbeddingInfo], checkpoint_prefix: str) -> ProjectorConfig:
+    """A copy of `config` naming `checkpoint_prefix`, where each entry replaces the one of its tensor name
+    (or is appended)."""
     updated = ProjectorConfig()
     updated.CopyFrom(config)
+    updated.model_checkpoint_path = checkpoint_prefix
     for entry in entries:
         for i, existing in enumerate(updated.embeddings):
             if existing.tensor_name == entry.tensor_name:
@@ -65,7 +85,7 @@ def write_config(run_dir: str, config: ProjectorConfig) -> str:
 
 
 def referenced_files(config: ProjectorConfig) -> set[str]:
-    """Relative paths of the metadata and sprite files the config refers to."""
+    """Paths (relative to the config's folder) of the metadata and sprite files the config refers to."""
     paths = set()
     for entry in config.embeddings:
         if entry.metadata_path:

@@ -10,6 +10,7 @@ import pytest
 
 from _projector_client import ProjectorClient, sprite_cell
 from projector_export import export_embeddings
+from projector_export.metadata import ASSETS_DIRNAME
 from projector_export.metadata_tsv import BLANK_VALUE
 from projector_export.reduction import pca
 
@@ -83,13 +84,13 @@ def test_incremental_exports_append_without_rewriting(tmp_path, data):
             # The sprite and metadata already existed: only the bundle and the config were written.
             assert [os.path.basename(p) for p in result.files_written] == [
                 os.path.basename(result.checkpoint_prefix) + ".index", "projector_config.pbtxt"]
-    assets = sorted(os.listdir(tmp_path / "r" / "projector"))
+    assets = sorted(os.listdir(tmp_path / "r" / ASSETS_DIRNAME))
     # Generation 3 holds three shards (one per export); generation 2 is kept, generation 1 deleted.
     assert [a for a in assets if a.startswith("embeddings-000003.data")] == [
         f"embeddings-000003.data-0000{i}-of-00003" for i in range(3)]
     assert not any(a.startswith("embeddings-000001") for a in assets)
     # Nothing earlier was copied: generation 3's first two shards are generation 2's files (hard links).
-    projector_dir = tmp_path / "r" / "projector"
+    projector_dir = tmp_path / "r" / ASSETS_DIRNAME
     assert {os.stat(projector_dir / f"embeddings-000003.data-0000{i}-of-00003").st_ino for i in range(2)} == {
         os.stat(projector_dir / f"embeddings-000002.data-0000{i}-of-00002").st_ino for i in range(2)}
     assert not any(a.startswith((".staging-", ".tmp-")) for a in assets)
@@ -106,8 +107,12 @@ def test_reexporting_a_name_replaces_it(tmp_path, data):
     assert served.metadata("r", "e") == "new\n" * N
     assert served.metadata("r", "keep") == "old\n" * N
     export_embeddings(tmp_path, {"keep": data["b"]}, run="r", metadata=["newer"] * N)
-    # The metadata no entry refers to any more is deleted.
-    metadata_files = glob.glob(str(tmp_path / "r" / "projector" / "metadata-*"))
+    # The metadata only the previous config refers to is kept one export longer (a reader may have
+    # read that config a moment ago), then deleted.
+    metadata_files = glob.glob(str(tmp_path / "r" / ASSETS_DIRNAME / "metadata-*"))
+    assert len(metadata_files) == 3
+    export_embeddings(tmp_path, {"other": data["b"]}, run="r", metadata=["newer"] * N)
+    metadata_files = glob.glob(str(tmp_path / "r" / ASSETS_DIRNAME / "metadata-*"))
     assert len(metadata_files) == 2
 
 
@@ -177,7 +182,7 @@ def test_an_export_killed_before_publishing_leaves_the_previous_state(tmp_path, 
     assert [e["tensorName"] for e in served.info("r")["embeddings"]] == ["first", "third"]
     np.testing.assert_array_equal(served.tensor("r", "first"), data["a"].astype(np.float32))
     np.testing.assert_array_equal(served.tensor("r", "third"), (data["a"] * 3).astype(np.float32))
-    bundles = sorted({f.split(".")[0] for f in os.listdir(tmp_path / "r" / "projector") if f.startswith("embeddings-")})
+    bundles = sorted({f.split(".")[0] for f in os.listdir(tmp_path / "r" / ASSETS_DIRNAME) if f.startswith("embeddings-")})
     assert bundles == ["embeddings-000001", "embeddings-000003"]
 
 
