@@ -22,18 +22,23 @@ def write_atomic(path: str, data: bytes | str) -> None:
     """
     folder = os.path.dirname(path) or "."
     name = os.path.basename(path)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
     tmp_path = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}-{name}")
     try:
-        fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
+        write_new(tmp_path, data)
         kill_points.reached(f"{name}:temp-written")
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp_path)
         raise
+
+
+def write_new(path: str, data: bytes | str) -> None:
+    """Writes `data` to `path`, replacing any file there, with the mode an ordinary `open` gives."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
+    with os.fdopen(fd, "wb") as f:
+        f.write(raw)
 
 
 def write_once(path: str, data_factory) -> bool:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 from google.protobuf import text_encoding
 
+from projector_export import config as config_lib
 from projector_export import kill_points
 from projector_export.atomic import TEMP_PREFIX, write_atomic
 from projector_export.metadata import ASSETS_DIRNAME, BUNDLE_BASENAME, STATE_FILENAME
@@ -133,12 +134,16 @@ def write_generation(run_dir: str, tensors: Mapping[str, np.ndarray], previous: 
 
 
 def publish(run_dir: str, prefix: str, previous: str | None) -> None:
-    """Points the run's state file at `prefix` (atomic), then deletes every bundle but `prefix` and `previous`.
+    """Makes `prefix` the run's bundle: renames the staged config (naming it) into place, then points the
+    state file at it; then deletes every bundle but `prefix` and `previous`.
 
-    The state file is what makes a running TensorBoard re-read the config; the config (written
-    after this) is what makes the new bundle the run's. Bundles of exports that died before their
-    config was written are deleted here, with every other leftover of a killed export.
+    The config is the commit: it alone says which bundle, metadata and sprites belong together. The
+    state file's change (after it) is what makes a running TensorBoard re-read the config. Bundles of
+    exports that died before their config was renamed are deleted here, with every other leftover
+    of a killed export.
     """
+    os.replace(config_lib.staged_path(run_dir), config_lib.config_path(run_dir))
+    kill_points.reached("config-written")
     # The text form of TensorFlow's CheckpointState proto, naming the same absolute path as the config
     # (TensorBoard compares the two to decide whether to re-read the config).
     quoted = text_encoding.CEscape(prefix, as_utf8=True)

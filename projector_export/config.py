@@ -15,12 +15,17 @@ from collections.abc import Iterable
 from google.protobuf import text_format
 from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, ProjectorConfig
 
-from projector_export.atomic import write_atomic
+from projector_export.atomic import TEMP_PREFIX, write_new
 from projector_export.metadata import ASSETS_DIRNAME, CONFIG_FILENAME
 
 
 def config_path(run_dir: str) -> str:
     return os.path.join(run_dir, ASSETS_DIRNAME, CONFIG_FILENAME)
+
+
+def staged_path(run_dir: str) -> str:
+    """Where the next config waits, complete, until `checkpoint.publish` renames it into place."""
+    return os.path.join(run_dir, ASSETS_DIRNAME, f"{TEMP_PREFIX}staged-{CONFIG_FILENAME}")
 
 
 def read_config(run_dir: str) -> ProjectorConfig:
@@ -77,11 +82,10 @@ def keep_only(config: ProjectorConfig, tensor_names: set[str]) -> None:
     config.embeddings.extend(kept)
 
 
-def write_config(run_dir: str, config: ProjectorConfig) -> str:
-    """Writes the config atomically; returns its path."""
-    path = config_path(run_dir)
-    write_atomic(path, text_format.MessageToString(config))
-    return path
+def stage_config(run_dir: str, config: ProjectorConfig) -> str:
+    """Writes `config` to `staged_path` (not yet the run's); returns the path it will be renamed to."""
+    write_new(staged_path(run_dir), text_format.MessageToString(config))
+    return config_path(run_dir)
 
 
 def referenced_files(config: ProjectorConfig) -> set[str]:

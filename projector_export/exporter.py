@@ -171,13 +171,13 @@ def export_embeddings(
 
         new_config = config_lib.upsert(old_config, [_entry(t, assets) for t in exported], prefix)
         config_lib.keep_only(new_config, bundle_names)
-        # The state file flips first, then the config naming the new bundle is renamed into place:
-        # the config alone decides which bundle, metadata and sprites a reader pairs (it names the
-        # bundle), and the state file's change is what makes a running TensorBoard re-read it.
+        # The config naming the new bundle is renamed into place first (the commit: it alone decides
+        # which bundle, metadata and sprites a reader pairs), then the state file flips, which is what
+        # makes a running TensorBoard re-read the config.
+        config_path = config_lib.stage_config(run_dir, new_config)
+        kill_points.reached("config-staged")
         checkpoint.publish(run_dir, prefix, previous)
-        config_path = config_lib.write_config(run_dir, new_config)
         written.append(config_path)
-        kill_points.reached("config-written")
         _delete_unreferenced_assets(assets_dir, old_config, new_config)
     return ExportResult(
         logdir=logdir,

@@ -15,15 +15,15 @@ ENV_VAR = "PROJECTOR_EXPORT_KILL_AT"
 
 # In the order an export reaches them.
 KILL_POINTS = (
-    "assets-written",       # sprite and metadata written, not yet referred to
-    "bundle-staged",        # the new tensors saved alone into a staging folder
-    "bundle-written",       # the new generation's bundle complete, unpublished
-    "events-written",       # the event file (and any reduction summary) written
+    "assets-written",           # sprite and metadata written, not yet referred to
+    "bundle-staged",            # the new tensors saved alone into a staging folder
+    "bundle-written",           # the new generation's bundle complete, unreferenced
+    "events-written",           # the event file (and any reduction summary) written
+    "config-staged",            # the new config written beside the live one, not yet renamed
+    "config-written",           # the config names the new bundle (the commit); the state file not yet
     "checkpoint:temp-written",  # the state file's temporary file written, not yet renamed
-    "state-flipped",        # the state file names the new bundle; the config still the old one
-    "projector_config.pbtxt:temp-written",  # the config's temporary file written, not yet renamed
-    "config-written",       # the config names the new bundle: the export is committed
-    "generations-deleted",  # older bundles deleted; unreferenced sprites/metadata not yet
+    "state-flipped",            # the state file names the new bundle
+    "generations-deleted",      # older bundles and leftovers deleted; unreferenced sprites/metadata not yet
 )
 
 
