@@ -248,3 +248,58 @@ def test_concurrent_exports_into_one_run_are_serialised(tmp_path, data):
     assert sorted(e["tensorName"] for e in served.info("r")["embeddings"]) == names
     for i, name in enumerate(names):
         np.testing.assert_array_equal(served.tensor("r", name), (data["a"] * i).astype(np.float32))
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750)])
+def test_files_get_their_modes_from_the_umask(tmp_path, data, umask, file_mode, dir_mode):
+    """A TensorBoard running as another user must be able to read every file (mkstemp would give 0600)."""
+    previous = os.umask(umask)
+    try:
+        for step in (1, 2):
+            export_embeddings(tmp_path / "logs", {f"e{step}": data["a"]}, run="r", images=data["images"],
+                              metadata=list(range(N)))
+    finally:
+        os.umask(previous)
+    modes = {}
+    for folder, dirs, files in os.walk(tmp_path / "logs" / "r"):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            modes[os.path.relpath(path, tmp_path)] = os.stat(path).st_mode & 0o777
+    assert {path: mode for path, mode in modes.items() if mode != (dir_mode if os.path.isdir(
+        tmp_path / path) else file_mode)} == {}
+    assert any(p.endswith("projector_config.pbtxt") for p in modes) and any(p.endswith("checkpoint") for p in modes)
+
+
+def test_a_constant_wide_tensor_exports(tmp_path, data):
+    """Zero variance is valid data: the PCA gives zeros, and sprite and metadata are written with it."""
+    images = np.zeros((500, 2, 2), dtype=np.uint8)
+    result = export_embeddings(tmp_path, {"flat": np.ones((500, 300))}, run="r", images=images,
+                               metadata=list(range(500)))
+    (tensor,) = result.tensors
+    assert tensor.shape == (500, 128) and tensor.explained_variance_ratio == 1.0
+    served = ProjectorClient(tmp_path)
+    np.testing.assert_array_equal(served.tensor("r", "flat"), np.zeros((500, 128), dtype=np.float32))
+    assert served.metadata("r", "flat") == "".join(f"{i}\n" for i in range(500))
+
+
+def test_more_rows_than_the_projector_loads_warn(tmp_path):
+    x = np.zeros((100_001, 2), dtype=np.float32)
+    with pytest.warns(UserWarning, match=r"100,001 rows: TensorBoard's PROJECTOR loads only the first 100,000"):
+        result = export_embeddings(tmp_path, {"big": x}, run="r")
+    assert result.rows_shown == 100_000
+    assert export_embeddings(tmp_path, {"small": x[:7]}, run="s").rows_shown == 7
+
+
+def test_shards_are_compacted_into_one_past_the_limit(tmp_path, data, monkeypatch):
+    """Each export adds a shard; once the previous bundle has MAX_SHARDS, the new one is rewritten as one."""
+    from projector_export import checkpoint
+
+    monkeypatch.setattr(checkpoint, "MAX_SHARDS", 3)
+    counts = []
+    for step in range(6):
+        result = export_embeddings(tmp_path, {f"e/{step}": data["a"] + step}, run="r")
+        counts.append(checkpoint.shard_count(result.checkpoint_prefix))
+    assert counts == [1, 2, 3, 1, 2, 3]
+    served = ProjectorClient(tmp_path)
+    for step in range(6):
+        np.testing.assert_array_equal(served.tensor("r", f"e/{step}"), (data["a"] + step).astype(np.float32))
