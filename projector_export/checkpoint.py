@@ -11,8 +11,9 @@ because TensorBoard's projector re-reads a run's config only when the path that 
   previous bundle has `MAX_SHARDS` shards, the new one is rewritten into a single shard instead, so
   the shard count (and TensorBoard's open files) stays bounded. The same rewrite replaces a tensor
   exported again.
-* Only the new and the previous generation are kept: a reader that read the previous config a moment
-  ago still finds its bundle (the shards are shared hard links, so keeping it costs no space).
+* The new and the previous generation are kept, and older ones for `GRACE_SECONDS` after they were
+  superseded: a reader that read an older config a moment ago still finds its bundle (the shards
+  are shared hard links, so keeping one costs an index file).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -34,6 +36,10 @@ from projector_export.metadata import ASSETS_DIRNAME, BUNDLE_BASENAME, STATE_FIL
 
 # The previous bundle's shard count from which a new generation is rewritten into one shard.
 MAX_SHARDS = 32
+# How long a bundle stays after it was superseded (for a reader that read its config just before),
+# and at most how many such bundles stay.
+GRACE_SECONDS = 30.0
+MAX_GRACE_GENERATIONS = 64
 _STAGING_PREFIX = ".staging-"
 # What a `SaveV2` or `MergeV2Checkpoints` killed half-way leaves: `<file>.tempstate<random>`.
 _TF_TEMP_MARKER = ".tempstate"
@@ -143,6 +149,7 @@ def publish(run_dir: str, prefix: str, previous: str | None) -> None:
     of a killed export.
     """
     os.replace(config_lib.staged_path(run_dir), config_lib.config_path(run_dir))
+    config_lib.staged_was_published(run_dir)
     kill_points.reached("config-written")
     # The text form of TensorFlow's CheckpointState proto, naming the same absolute path as the config
     # (TensorBoard compares the two to decide whether to re-read the config).
@@ -205,7 +212,29 @@ def _delete_leftovers(folder: str) -> None:
 
 
 def _delete_other_generations(assets_dir: str, keep: set[str]) -> None:
+    """Deletes the bundles a reader can no longer hold: all but `keep` (the new and the previous one),
+    except those superseded less than `GRACE_SECONDS` ago (at most `MAX_GRACE_GENERATIONS` of them).
+
+    A bundle newer than the previous one was never named by a config (its export died): it goes at
+    once. An older one was the run's until its successor was written; a TensorBoard that read its
+    config just before may take a while to open it (re-reading a large config takes seconds), so it
+    stays for the grace period.
+    """
+    bundles: dict[int, float] = {}
     for entry in os.listdir(assets_dir):
-        if _generation(entry) is not None and entry.split(".", 1)[0] not in keep:
+        generation = _generation(entry)
+        if generation is not None and entry.endswith(".index"):
+            with contextlib.suppress(FileNotFoundError):
+                bundles[generation] = os.stat(os.path.join(assets_dir, entry)).st_mtime
+    kept = {g for g in bundles if f"{BUNDLE_BASENAME}-{g:06d}" in keep}
+    oldest_kept = min(kept, default=0)
+    now = time.time()
+    ordered = sorted(bundles)
+    graced = [g for g, successor in zip(ordered, ordered[1:], strict=False)
+              if g < oldest_kept and now - bundles[successor] < GRACE_SECONDS]
+    kept |= set(graced[-MAX_GRACE_GENERATIONS:])
+    for entry in os.listdir(assets_dir):
+        generation = _generation(entry)
+        if generation is not None and generation not in kept:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(assets_dir, entry))

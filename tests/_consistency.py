@@ -98,7 +98,8 @@ def poll_during_exports(url: str, logdir: str, run: str, export, *, first: int, 
                         reexport_every: int = 7, readers: int = 2) -> dict:
     """Runs `count` exports (`export(logdir, run=..., **export_arguments(i))`) while `readers` threads poll.
 
-    Every `reexport_every`-th export is followed by a re-export of an earlier name with another N.
+    Every `reexport_every`-th export is followed by a re-export of an earlier name with another N, and
+    every 10th waits until the readers have finished one more round.
     Returns {"rounds", "inconsistent", "problems" (the first few), "exports", "refused", "reexported"}.
     """
     done = threading.Event()
@@ -130,7 +131,11 @@ def poll_during_exports(url: str, logdir: str, run: str, export, *, first: int, 
                     stats["reexported"] += 1
                 except ValueError:
                     stats["refused"] += 1
-            time.sleep(0.005)
+            if (i - first) % 10 == 9:  # the readers keep up: at least one more round every 10 exports
+                with lock:
+                    seen = stats["rounds"]
+                while stats["rounds"] == seen and all(t.is_alive() for t in threads):
+                    time.sleep(0.005)
     finally:
         done.set()
         for thread in threads:

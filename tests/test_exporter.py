@@ -68,7 +68,10 @@ def test_grayscale_float_images_dark_on_white(tmp_path):
         np.testing.assert_array_equal(sprite_cell(sprite, i, (2, 3)), expected[i])
 
 
-def test_incremental_exports_append_without_rewriting(tmp_path, data):
+def test_incremental_exports_append_without_rewriting(tmp_path, data, monkeypatch):
+    from projector_export import checkpoint
+
+    monkeypatch.setattr(checkpoint, "GRACE_SECONDS", 0.0)  # superseded bundles go at once (see the next test)
     served = None
     for step in range(1, 4):
         result = export_embeddings(tmp_path, {f"conv2/step_{step:06d}": data["a"] * step}, run="r",
@@ -95,6 +98,20 @@ def test_incremental_exports_append_without_rewriting(tmp_path, data):
         os.stat(projector_dir / f"embeddings-000002.data-0000{i}-of-00002").st_ino for i in range(2)}
     assert not any(a.startswith((".staging-", ".tmp-")) for a in assets)
     assert len([a for a in assets if a.startswith("sprite-")]) == 1
+
+
+def test_a_superseded_bundle_stays_for_the_grace_period(tmp_path, data, monkeypatch):
+    """A reader that read an older config just before an export still finds its bundle."""
+    from projector_export import checkpoint
+
+    for step in range(1, 4):
+        export_embeddings(tmp_path, {f"e/{step}": data["a"]}, run="r")
+    bundles = sorted({f.split(".")[0] for f in os.listdir(tmp_path / "r" / ASSETS_DIRNAME) if f.startswith("embeddings-")})
+    assert bundles == ["embeddings-000001", "embeddings-000002", "embeddings-000003"]
+    monkeypatch.setattr(checkpoint, "GRACE_SECONDS", 0.0)
+    export_embeddings(tmp_path, {"e/4": data["a"]}, run="r")
+    bundles = sorted({f.split(".")[0] for f in os.listdir(tmp_path / "r" / ASSETS_DIRNAME) if f.startswith("embeddings-")})
+    assert bundles == ["embeddings-000003", "embeddings-000004"]
 
 
 def test_reexporting_a_name_replaces_it(tmp_path, data):
