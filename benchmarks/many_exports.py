@@ -87,7 +87,7 @@ def run_mode(exports: int, rows: int, dim: int, compaction: bool) -> None:
         print(f"  data shards of the current bundle: {checkpoint.shard_count(result.checkpoint_prefix)}, "
               f"files in the assets folder: {len(assets)}")
         print(f"  file descriptors TensorBoard's projector holds after serving all {len(names)} tensors: "
-              f"{_plugin_fds(logdir, 'r', names)}")
+              f"{_plugin_fds(logdir, 'r', names)}", flush=True)
     finally:
         shutil.rmtree(logdir, ignore_errors=True)
 
@@ -101,7 +101,7 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     # Room to count the descriptors of the uncompacted run (TensorBoard's default limit is the user's).
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    print(f"open-file limit raised from {soft} to {hard} for the measurement")
+    print(f"open-file limit raised from {soft} to {hard} for the measurement", flush=True)
     for compaction in (True, False):
         run_mode(args.exports, args.rows, args.dim, compaction)
 

@@ -39,7 +39,7 @@ MAX_SHARDS = 32
 # How long a bundle stays after it was superseded (for a reader that read its config just before),
 # and at most how many such bundles stay.
 GRACE_SECONDS = 30.0
-MAX_GRACE_GENERATIONS = 64
+MAX_GRACE_GENERATIONS = 16
 _STAGING_PREFIX = ".staging-"
 # What a `SaveV2` or `MergeV2Checkpoints` killed half-way leaves: `<file>.tempstate<random>`.
 _TF_TEMP_MARKER = ".tempstate"

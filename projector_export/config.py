@@ -141,10 +141,5 @@ def _to_text(config: ProjectorConfig, texts: dict[bytes, str]) -> str:
 
 def referenced_files(config: ProjectorConfig) -> set[str]:
     """Paths (relative to the config's folder) of the metadata and sprite files the config refers to."""
-    paths = set()
-    for entry in config.embeddings:
-        if entry.metadata_path:
-            paths.add(os.path.normpath(entry.metadata_path))
-        if entry.sprite.image_path:
-            paths.add(os.path.normpath(entry.sprite.image_path))
-    return paths
+    paths = {entry.metadata_path for entry in config.embeddings} | {e.sprite.image_path for e in config.embeddings}
+    return {os.path.normpath(path) for path in paths if path}
