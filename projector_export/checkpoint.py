@@ -1,18 +1,19 @@
-"""The run's tensors as one TensorFlow V2 checkpoint bundle, appended to incrementally.
+"""The run's tensors as TensorFlow V2 checkpoint bundles, one generation per export.
 
-TensorBoard's projector reads the bundle named by the run directory's `checkpoint` state
-file (`tf.train.latest_checkpoint(run_dir)`) and re-reads its config whenever that path
-changes. Every export writes a new generation `<run>/projector/embeddings-<gen>`:
+Every export writes a new generation `<run>/<ASSETS_DIRNAME>/embeddings-<gen>`; the run's config
+names the one TensorBoard serves (see `config.py`), and the `checkpoint` state file names it too,
+because TensorBoard's projector re-reads a run's config only when the path that file names changes.
 
-* its new tensors are saved alone (`SaveV2`) into a staging folder, the previous bundle's
-  files are hard-linked beside them, and `MergeV2Checkpoints` merges the two by renaming
-  data shards (the links) and writing a new index: no earlier tensor is copied, so the cost
-  does not grow with what earlier exports wrote, and the previous bundle stays intact;
-* only when a name is exported again are the kept tensors read and rewritten (a replace);
-* the state file flips to the new generation atomically once the bundle (and the config
-  naming its tensors) is complete; then every other generation but the previous one is
-  deleted (the previous one is kept for a reader that read the old state a moment ago; its
-  shards are the same hard-linked files, so keeping it costs no space).
+* The new tensors are saved alone (`SaveV2`) into a staging folder, the previous bundle's files
+  are hard-linked beside them, and `MergeV2Checkpoints` merges the two by renaming data shards (the
+  links) and writing a new index: no earlier tensor is copied, and the previous bundle stays intact.
+* Each such merge adds one data shard, and a reader keeps a file open per shard it reads; once the
+  previous bundle has `MAX_SHARDS` shards, the new one is rewritten into a single shard instead, so
+  the shard count (and TensorBoard's open files) stays bounded. The same rewrite replaces a tensor
+  exported again.
+* The new and the previous generation are kept, and older ones for `GRACE_SECONDS` after they were
+  superseded: a reader that read an older config a moment ago still finds its bundle (the shards
+  are shared hard links, so keeping one costs an index file).
 """
 
 from __future__ import annotations
@@ -22,42 +23,65 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 
 import numpy as np
+from google.protobuf import text_encoding
 
+from projector_export import config as config_lib
+from projector_export import kill_points
 from projector_export.atomic import TEMP_PREFIX, write_atomic
 from projector_export.metadata import ASSETS_DIRNAME, BUNDLE_BASENAME, STATE_FILENAME
 
+# The previous bundle's shard count from which a new generation is rewritten into one shard.
+MAX_SHARDS = 32
+# How long a bundle stays after it was superseded (for a reader that read its config just before),
+# and at most how many such bundles stay.
+GRACE_SECONDS = 30.0
+MAX_GRACE_GENERATIONS = 16
 _STAGING_PREFIX = ".staging-"
+# What a `SaveV2` or `MergeV2Checkpoints` killed half-way leaves: `<file>.tempstate<random>`.
+_TF_TEMP_MARKER = ".tempstate"
 _BUNDLE_RE = re.compile(re.escape(BUNDLE_BASENAME) + r"-(\d+)\.(index|data-\d+-of-\d+)$")
 
 
-def current_prefix(run_dir: str) -> str | None:
-    """Returns the absolute prefix of the run's current bundle, or None if there is none.
+def current_prefix(run_dir: str, named: str) -> str | None:
+    """The absolute prefix of the bundle the run's config names (`named`), or None if there is none.
 
-    Raises ValueError when the state file names a checkpoint that this exporter did not
-    write: overwriting it would hide that checkpoint from its owner.
+    The bundle is looked up in this run's assets folder by its name, so a log dir that was moved
+    still finds its bundle. Raises ValueError when `named` is not a bundle this exporter writes.
     """
+    if not named:
+        return None
+    base = os.path.basename(named)
+    if _generation(base + ".index") is None:
+        raise ValueError(
+            f"The run directory {run_dir!r} holds a projector config naming the checkpoint {named!r}, which "
+            "projector_export did not write. Export into another run (run=...) or move that config."
+        )
+    prefix = os.path.abspath(os.path.join(run_dir, ASSETS_DIRNAME, base))
+    return prefix if os.path.exists(prefix + ".index") else None
+
+
+def check_state_file(run_dir: str) -> None:
+    """Raises ValueError when the run's `checkpoint` state file names a checkpoint this exporter did not write:
+    overwriting it would hide that checkpoint from its owner."""
+    if not os.path.exists(os.path.join(run_dir, STATE_FILENAME)):
+        return
     import tensorflow as tf
 
-    state_path = os.path.join(run_dir, STATE_FILENAME)
-    if not os.path.exists(state_path):
-        return None
     state = tf.train.get_checkpoint_state(run_dir)
-    if state is None or not state.model_checkpoint_path:
-        return None
-    prefix = os.path.abspath(state.model_checkpoint_path)
-    expected_dir = os.path.abspath(os.path.join(run_dir, ASSETS_DIRNAME))
-    if os.path.dirname(prefix) != expected_dir or _generation(os.path.basename(prefix) + ".index") is None:
+    named = state.model_checkpoint_path if state is not None else ""
+    if not named:
+        return
+    ours = os.path.normpath(os.path.dirname(named)).endswith(os.path.normpath(ASSETS_DIRNAME))
+    if not ours or _generation(os.path.basename(named) + ".index") is None:
         raise ValueError(
             f"The run directory {run_dir!r} already holds a TensorFlow checkpoint state file naming "
-            f"{state.model_checkpoint_path!r}, which projector_export did not write; TensorBoard's PROJECTOR "
+            f"{named!r}, which projector_export did not write; TensorBoard's PROJECTOR "
             "reads only one checkpoint per run. Export into another run (run=...) or move that checkpoint."
         )
-    if not os.path.exists(prefix + ".index"):
-        return None
-    return prefix
 
 
 def tensor_names(prefix: str | None) -> set[str]:
@@ -69,13 +93,17 @@ def tensor_names(prefix: str | None) -> set[str]:
     return set(tf.train.load_checkpoint(prefix).get_variable_to_shape_map())
 
 
+def shard_count(prefix: str) -> int:
+    """Number of data shards of the bundle at `prefix`."""
+    folder, base = os.path.split(prefix)
+    return sum(1 for entry in os.listdir(folder) if entry.startswith(base + ".data-"))
+
+
 def write_generation(run_dir: str, tensors: Mapping[str, np.ndarray], previous: str | None) -> tuple[str, set[str]]:
     """Writes a new bundle = `previous` bundle's tensors updated with `tensors`.
 
-    Returns the new bundle's prefix and the names of all tensors it holds.
-
-    Does not touch the state file: call `publish` once everything that refers to the new
-    bundle is in place.
+    Returns the new bundle's prefix and the names of all tensors it holds. Nothing refers to
+    the new bundle yet: `publish` and the config do that.
     """
     import tensorflow as tf
 
@@ -87,9 +115,8 @@ def write_generation(run_dir: str, tensors: Mapping[str, np.ndarray], previous: 
     replaced = existing & set(tensors)
     if previous is None:
         _save(prefix, tensors)
-    elif replaced:
-        # A name is exported again: rewrite the kept tensors with the new ones (the only
-        # case whose cost grows with earlier exports).
+    elif replaced or shard_count(previous) >= MAX_SHARDS:
+        # Rewrite everything into one shard: a name exported again, or too many shards.
         reader = tf.train.load_checkpoint(previous)
         kept = {name: reader.get_tensor(name) for name in sorted(existing - replaced)}
         _save(prefix, {**kept, **tensors})
@@ -99,6 +126,7 @@ def write_generation(run_dir: str, tensors: Mapping[str, np.ndarray], previous: 
             new_prefix = os.path.join(staging, "new")
             linked_prefix = os.path.join(staging, "previous")
             _save(new_prefix, tensors)
+            kill_points.reached("bundle-staged")
             _link_bundle(previous, linked_prefix)
             tf.raw_ops.MergeV2Checkpoints(
                 checkpoint_prefixes=[linked_prefix, new_prefix],
@@ -107,23 +135,34 @@ def write_generation(run_dir: str, tensors: Mapping[str, np.ndarray], previous: 
             )
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+    kill_points.reached("bundle-written")
     return prefix, existing | set(tensors)
 
 
 def publish(run_dir: str, prefix: str, previous: str | None) -> None:
-    """Points the run's state file at `prefix` (atomic), then deletes every other bundle but `previous`.
+    """Makes `prefix` the run's bundle: renames the staged config (naming it) into place, then points the
+    state file at it; then deletes every bundle but `prefix` and `previous`.
 
-    Bundles of exports that died before publishing are deleted too.
+    The config is the commit: it alone says which bundle, metadata and sprites belong together. The
+    state file's change (after it) is what makes a running TensorBoard re-read the config. Bundles of
+    exports that died before their config was renamed are deleted here, with every other leftover
+    of a killed export.
     """
-    # Relative to the run directory (TensorFlow resolves it so), so the log dir can be moved.
-    relative = f"{ASSETS_DIRNAME}/{os.path.basename(prefix)}"
-    # The text form of TensorFlow's CheckpointState proto; `relative` is our own ASCII name,
-    # so it needs no escaping.
-    state = f'model_checkpoint_path: "{relative}"\nall_model_checkpoint_paths: "{relative}"\n'
+    os.replace(config_lib.staged_path(run_dir), config_lib.config_path(run_dir))
+    config_lib.staged_was_published(run_dir)
+    kill_points.reached("config-written")
+    # The text form of TensorFlow's CheckpointState proto, naming the same absolute path as the config
+    # (TensorBoard compares the two to decide whether to re-read the config).
+    quoted = text_encoding.CEscape(prefix, as_utf8=True)
+    state = f'model_checkpoint_path: "{quoted}"\nall_model_checkpoint_paths: "{quoted}"\n'
     write_atomic(os.path.join(run_dir, STATE_FILENAME), state)
+    kill_points.reached("state-flipped")
+    assets_dir = os.path.dirname(prefix)
     keep = {os.path.basename(p) for p in (prefix, previous) if p}
-    _delete_other_generations(os.path.dirname(prefix), keep)
-    _delete_leftovers(os.path.dirname(prefix))
+    _delete_other_generations(assets_dir, keep)
+    _delete_leftovers(assets_dir)
+    _delete_leftovers(run_dir)
+    kill_points.reached("generations-deleted")
 
 
 def _save(prefix: str, tensors: Mapping[str, np.ndarray]) -> None:
@@ -142,7 +181,7 @@ def _link_bundle(source_prefix: str, target_prefix: str) -> None:
     """Hard-links (or, where links are unsupported, copies) every file of a bundle to a new prefix."""
     folder, base = os.path.split(source_prefix)
     for entry in os.listdir(folder):
-        if entry.startswith(base + "."):
+        if entry.startswith(base + ".") and _TF_TEMP_MARKER not in entry:
             source = os.path.join(folder, entry)
             target = target_prefix + entry[len(base):]
             try:
@@ -161,19 +200,41 @@ def _next_generation(assets_dir: str) -> int:
     return max(generations, default=0) + 1
 
 
-def _delete_leftovers(assets_dir: str) -> None:
-    """Removes staging folders and temporary files that a killed export left behind."""
-    for entry in os.listdir(assets_dir):
-        path = os.path.join(assets_dir, entry)
-        if entry.startswith(_STAGING_PREFIX):
+def _delete_leftovers(folder: str) -> None:
+    """Removes the staging folders, temporary files and TensorFlow temp-state files a killed export left in `folder`."""
+    for entry in os.listdir(folder):
+        path = os.path.join(folder, entry)
+        if entry.startswith(_STAGING_PREFIX) and os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
-        elif entry.startswith(TEMP_PREFIX):
+        elif (entry.startswith(TEMP_PREFIX) or _TF_TEMP_MARKER in entry) and os.path.isfile(path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
 
 def _delete_other_generations(assets_dir: str, keep: set[str]) -> None:
+    """Deletes the bundles a reader can no longer hold: all but `keep` (the new and the previous one),
+    except those superseded less than `GRACE_SECONDS` ago (at most `MAX_GRACE_GENERATIONS` of them).
+
+    A bundle newer than the previous one was never named by a config (its export died): it goes at
+    once. An older one was the run's until its successor was written; a TensorBoard that read its
+    config just before may take a while to open it (re-reading a large config takes seconds), so it
+    stays for the grace period.
+    """
+    bundles: dict[int, float] = {}
     for entry in os.listdir(assets_dir):
-        if _generation(entry) is not None and entry.split(".", 1)[0] not in keep:
+        generation = _generation(entry)
+        if generation is not None and entry.endswith(".index"):
+            with contextlib.suppress(FileNotFoundError):
+                bundles[generation] = os.stat(os.path.join(assets_dir, entry)).st_mtime
+    kept = {g for g in bundles if f"{BUNDLE_BASENAME}-{g:06d}" in keep}
+    oldest_kept = min(kept, default=0)
+    now = time.time()
+    ordered = sorted(bundles)
+    graced = [g for g, successor in zip(ordered, ordered[1:], strict=False)
+              if g < oldest_kept and now - bundles[successor] < GRACE_SECONDS]
+    kept |= set(graced[-MAX_GRACE_GENERATIONS:])
+    for entry in os.listdir(assets_dir):
+        generation = _generation(entry)
+        if generation is not None and generation not in kept:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(assets_dir, entry))

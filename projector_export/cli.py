@@ -129,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         reduced = ("" if tensor.explained_variance_ratio is None else
                    f" (PCA of {tensor.input_shape[1]} dims, {tensor.explained_variance_ratio:.1%} of the variance)")
         print(f"wrote {tensor.name}: {tensor.shape[0]}×{tensor.shape[1]}{reduced}")
+    if result.rows_shown < result.tensors[0].shape[0]:
+        print(f"the PROJECTOR shows the first {result.rows_shown:,} of {result.tensors[0].shape[0]:,} rows")
     print(f"run directory: {result.run_dir}")
     for label, path in (("sprite", result.sprite_path), ("metadata", result.metadata_path)):
         if path:

@@ -1,4 +1,11 @@
-"""The run's `projector_config.pbtxt`, read and written through TensorBoard's own proto."""
+"""The run's `projector_config.pbtxt`, read and written through TensorBoard's own proto.
+
+It lives in the run's plugin-assets folder (`ASSETS_DIRNAME`) beside the sprites and metadata it
+names, and names the exact checkpoint bundle of its tensors (`model_checkpoint_path`, absolute:
+TensorBoard resolves a relative one against its own working directory). So the config alone says
+which tensors, metadata and sprites belong together, and renaming a new config into place switches
+all of them at once.
+"""
 
 from __future__ import annotations
 
@@ -8,38 +15,74 @@ from collections.abc import Iterable
 from google.protobuf import text_format
 from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, ProjectorConfig
 
-from projector_export.atomic import write_atomic
-from projector_export.metadata import CONFIG_FILENAME
+from projector_export.atomic import TEMP_PREFIX, write_new
+from projector_export.metadata import ASSETS_DIRNAME, CONFIG_FILENAME
+
+# The configs this process wrote last, by path: the file's identity when written, the config, and the
+# text of each entry. A config of a thousand entries takes a quarter of a second to parse as text and
+# a tenth to print: with these, an export into a run this process exported into before parses nothing
+# and prints only its own entries, so its cost does not grow with the run's entries.
+_WRITTEN: dict[str, tuple[tuple[int, int, int], ProjectorConfig, dict[bytes, str]]] = {}
 
 
 def config_path(run_dir: str) -> str:
-    return os.path.join(run_dir, CONFIG_FILENAME)
+    return os.path.join(run_dir, ASSETS_DIRNAME, CONFIG_FILENAME)
+
+
+def staged_path(run_dir: str) -> str:
+    """Where the next config waits, complete, until `checkpoint.publish` renames it into place."""
+    return os.path.join(run_dir, ASSETS_DIRNAME, f"{TEMP_PREFIX}staged-{CONFIG_FILENAME}")
 
 
 def read_config(run_dir: str) -> ProjectorConfig:
     """Parses the run's config, or returns an empty one when there is none.
 
-    Raises ValueError when the file exists but is not a valid ProjectorConfig.
+    Raises ValueError when the file is not a valid ProjectorConfig, or when the run directory holds
+    a config at its top (not written by this package; TensorBoard would then serve two configs).
     """
-    config = ProjectorConfig()
+    top = os.path.join(run_dir, CONFIG_FILENAME)
+    if os.path.exists(top):
+        _parse(top)
+        raise ValueError(
+            f"Cannot export into {run_dir!r}: it holds a {CONFIG_FILENAME} that projector_export did not write "
+            f"(it writes {ASSETS_DIRNAME}/{CONFIG_FILENAME}). Export into another run (run=...) or move that file."
+        )
     path = config_path(run_dir)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        try:
-            text_format.Parse(text, config)
-        except text_format.ParseError as e:
-            raise ValueError(
-                f"Cannot update {path!r}: it is not a valid ProjectorConfig ({e}). Fix or delete it, "
-                "or export into another run."
-            ) from None
+    if not os.path.exists(path):
+        return ProjectorConfig()
+    known = _WRITTEN.get(os.path.abspath(path))
+    if known is not None and known[0] == _identity(path):
+        config = ProjectorConfig()
+        config.CopyFrom(known[1])
+        return config
+    return _parse(path)
+
+
+def _identity(path: str) -> tuple[int, int, int]:
+    stat = os.stat(path)
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _parse(path: str) -> ProjectorConfig:
+    config = ProjectorConfig()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as e:
+        raise ValueError(
+            f"Cannot update {path!r}: it is not a valid ProjectorConfig ({e}). Fix or delete it, "
+            "or export into another run."
+        ) from None
     return config
 
 
-def upsert(config: ProjectorConfig, entries: Iterable[EmbeddingInfo]) -> ProjectorConfig:
-    """Returns a copy of `config` where each entry replaces the one of the same tensor name (or is appended)."""
+def upsert(config: ProjectorConfig, entries: Iterable[EmbeddingInfo], checkpoint_prefix: str) -> ProjectorConfig:
+    """A copy of `config` naming `checkpoint_prefix`, where each entry replaces the one of its tensor name
+    (or is appended)."""
     updated = ProjectorConfig()
     updated.CopyFrom(config)
+    updated.model_checkpoint_path = checkpoint_prefix
     for entry in entries:
         for i, existing in enumerate(updated.embeddings):
             if existing.tensor_name == entry.tensor_name:
@@ -53,23 +96,50 @@ def upsert(config: ProjectorConfig, entries: Iterable[EmbeddingInfo]) -> Project
 def keep_only(config: ProjectorConfig, tensor_names: set[str]) -> None:
     """Removes (in place) the entries whose tensor is not in `tensor_names`."""
     kept = [entry for entry in config.embeddings if entry.tensor_name in tensor_names]
+    if len(kept) == len(config.embeddings):
+        return
     del config.embeddings[:]
     config.embeddings.extend(kept)
 
 
-def write_config(run_dir: str, config: ProjectorConfig) -> str:
-    """Writes the config atomically; returns its path."""
-    path = config_path(run_dir)
-    write_atomic(path, text_format.MessageToString(config))
+def stage_config(run_dir: str, config: ProjectorConfig) -> str:
+    """Writes `config` to `staged_path` (not yet the run's); returns the path it will be renamed to."""
+    path = os.path.abspath(config_path(run_dir))
+    known = _WRITTEN.get(path)
+    texts = {} if known is None else known[2]
+    write_new(staged_path(run_dir), _to_text(config, texts))
+    _WRITTEN[path] = ((0, 0, 0), config, texts)
     return path
 
 
-def referenced_files(config: ProjectorConfig) -> set[str]:
-    """Relative paths of the metadata and sprite files the config refers to."""
-    paths = set()
+def staged_was_published(run_dir: str) -> None:
+    """Records the identity of the config `stage_config` wrote once it is the run's (renamed into place)."""
+    path = os.path.abspath(config_path(run_dir))
+    _, config, texts = _WRITTEN[path]
+    _WRITTEN[path] = (_identity(path), config, texts)
+
+
+def _to_text(config: ProjectorConfig, texts: dict[bytes, str]) -> str:
+    """`text_format.MessageToString(config)`, reusing the text of entries printed before (keyed by their bytes)."""
+    header = ProjectorConfig()
+    header.CopyFrom(config)
+    del header.embeddings[:]
+    parts = [text_format.MessageToString(header)]
+    used = {}
     for entry in config.embeddings:
-        if entry.metadata_path:
-            paths.add(os.path.normpath(entry.metadata_path))
-        if entry.sprite.image_path:
-            paths.add(os.path.normpath(entry.sprite.image_path))
-    return paths
+        key = entry.SerializeToString(deterministic=True)
+        text = texts.get(key)
+        if text is None:
+            body = "".join(f"  {line}\n" for line in text_format.MessageToString(entry).splitlines())
+            text = f"embeddings {{\n{body}}}\n"
+        used[key] = text
+        parts.append(text)
+    texts.clear()
+    texts.update(used)
+    return "".join(parts)
+
+
+def referenced_files(config: ProjectorConfig) -> set[str]:
+    """Paths (relative to the config's folder) of the metadata and sprite files the config refers to."""
+    paths = {entry.metadata_path for entry in config.embeddings} | {e.sprite.image_path for e in config.embeddings}
+    return {os.path.normpath(path) for path in paths if path}

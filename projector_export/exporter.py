@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import warnings
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -12,14 +14,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, ProjectorConfig
 
-from projector_export import checkpoint, events
+from projector_export import checkpoint, events, kill_points
 from projector_export import config as config_lib
 from projector_export.assets import ASSET_NAME_RE, Assets, write_assets
 from projector_export.inputs import ExportedTensor, check_inputs
 from projector_export.locking import run_lock
-from projector_export.metadata import ASSETS_DIRNAME, REDUCTION_TAG
+from projector_export.metadata import ASSETS_DIRNAME, PROJECTOR_MAX_POINTS, REDUCTION_TAG
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS
-from projector_export.validation import check_logdir, check_run_name
+from projector_export.validation import check_logdir, check_no_glob_characters, check_run_name
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -38,6 +40,8 @@ class ExportResult:
       sprite_path: the sprite PNG (None without images).
       metadata_path: the metadata TSV (None without metadata).
       files_written: files this call created (content-addressed files that already existed are not rewritten).
+      rows_shown: how many of the N rows TensorBoard's PROJECTOR loads (it loads at most
+        `PROJECTOR_MAX_POINTS` = 100,000, the first ones; a larger export also warns).
       arrays: tensor name -> the float32 array written for it (after PCA, if any), in `tensors`' order;
         callers that measure what the PROJECTOR shows use these instead of reading the checkpoint back.
     """
@@ -50,6 +54,7 @@ class ExportResult:
     sprite_path: str | None
     metadata_path: str | None
     files_written: tuple[str, ...]
+    rows_shown: int
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -77,15 +82,18 @@ def export_embeddings(
 ) -> ExportResult:
     """Exports named embeddings of the same N examples into a run for TensorBoard's PROJECTOR.
 
-    Writes (inside `<logdir>/<run>/`): the tensors into a TensorFlow checkpoint bundle named
-    by the run's `checkpoint` state file, the `projector_config.pbtxt` (TensorBoard's
-    `ProjectorConfig` proto), a sprite PNG and a metadata TSV (content-addressed under
-    `projector/`, written once however many tensors share them), and an event file if the run
-    has none, so TensorBoard lists the run. Each call only adds its own tensors (the cost
-    does not grow with earlier exports into the run); exporting a name again replaces it.
-    Everything is checked before anything is written; every file is written atomically and
-    the state file flips last, so a TensorBoard reading meanwhile sees the old or the new
-    export, never a mix.
+    Writes (inside `<logdir>/<run>/`): the tensors into a TensorFlow checkpoint bundle, a
+    `projector_config.pbtxt` (TensorBoard's `ProjectorConfig` proto) naming that bundle, a sprite
+    PNG and a metadata TSV (content-addressed, written once however many tensors share them), all
+    in the projector's plugin-assets folder `plugins/org_tensorflow_tensorboard_projector/`; the
+    `checkpoint` state file; and an event file if the run has none, so TensorBoard lists the run.
+    Each call only adds its own tensors (the cost does not grow with earlier exports into the run).
+    Exporting a name again replaces it if the shape written stays the same; another shape is
+    refused (a running TensorBoard keeps serving the tensor it has read): use a new name or run.
+    Everything is checked before anything is written; every file is written atomically and the
+    config, renamed into place last, names the exact bundle, metadata and sprites of the export,
+    so a TensorBoard reading meanwhile, or after the process is killed at any point, serves the
+    old or the new export, never a mix (docs/file-format.md).
 
     Args:
       logdir: the log dir (created if missing).
@@ -112,30 +120,42 @@ def export_embeddings(
       An `ExportResult` (paths, shapes written, explained variance of each reduced tensor).
 
     Raises:
-      TypeError, ValueError: for invalid input, before anything is written.
+      TypeError, ValueError: for invalid input (or a name exported again with another shape), before
+        anything is written.
 
     Example:
       >>> export_embeddings("logs", {"dense/step_000300": act}, run="tutorial",
       ...                   images=x_test[:1000], metadata={"label": y_test[:1000]})
     """
     logdir = check_logdir(logdir)
+    check_no_glob_characters(logdir)
     run_dir = logdir if run is None else os.path.join(logdir, check_run_name(run))
     inputs = check_inputs(embeddings, images=images, metadata=metadata, reduce=reduce, pca_components=pca_components)
     _check_run_dir(run_dir)
     _check_run_state(run_dir)
+    n_rows = inputs.n_rows
+    if n_rows > PROJECTOR_MAX_POINTS:
+        warnings.warn(
+            f"{n_rows:,} rows: TensorBoard's PROJECTOR loads only the first {PROJECTOR_MAX_POINTS:,} (it says "
+            f"\"Showing the first {PROJECTOR_MAX_POINTS:,} of {n_rows:,} data points\"); export a sample of at most "
+            f"{PROJECTOR_MAX_POINTS:,} rows to see all of them.",
+            stacklevel=2,
+        )
+    assets_dir = os.path.join(run_dir, ASSETS_DIRNAME)
     # Another export into the same run (another process or thread) waits until this one is done.
-    with run_lock(os.path.join(run_dir, ASSETS_DIRNAME)):
+    with run_lock(assets_dir):
         old_config = config_lib.read_config(run_dir)
-        previous = checkpoint.current_prefix(run_dir)
+        previous = checkpoint.current_prefix(run_dir, old_config.model_checkpoint_path)
+        _check_shapes_unchanged(run_dir, old_config, inputs.written_shapes())
 
         # The sprite's PNG encoding and the PCA both release the GIL: run them side by side. The
         # content-addressed sprite and metadata are not referred to until the config is written.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending_assets = pool.submit(write_assets, run_dir, ASSETS_DIRNAME, inputs,
-                                         dark_on_white=dark_on_white)
+            pending_assets = pool.submit(write_assets, assets_dir, "", inputs, dark_on_white=dark_on_white)
             to_write, exported = inputs.reduced()
             assets = pending_assets.result()
         written = list(assets.written)
+        kill_points.reached("assets-written")
 
         prefix, bundle_names = checkpoint.write_generation(run_dir, to_write, previous)
         written.append(prefix + ".index")
@@ -147,28 +167,28 @@ def export_embeddings(
                               writer=summary_writer)
         else:
             events.ensure_event_file(run_dir)
+        kill_points.reached("events-written")
 
-        replaced = any(e.tensor_name == t.name for e in old_config.embeddings for t in exported)
-        new_config = config_lib.upsert(old_config, [_entry(t, assets) for t in exported])
-        # Entries whose tensor the bundle lacks (left by an export that died between writing the
-        # config and publishing its bundle) are dropped, so config and checkpoint agree again.
+        new_config = config_lib.upsert(old_config, [_entry(t, assets) for t in exported], prefix)
         config_lib.keep_only(new_config, bundle_names)
-        # The config goes first, then the state file flips: a TensorBoard re-reads the config when
-        # the checkpoint changes, so it never caches an old config with the new checkpoint.
-        config_path = config_lib.write_config(run_dir, new_config)
-        written.append(config_path)
+        # The config naming the new bundle is renamed into place first (the commit: it alone decides
+        # which bundle, metadata and sprites a reader pairs), then the state file flips, which is what
+        # makes a running TensorBoard re-read the config.
+        config_path = config_lib.stage_config(run_dir, new_config)
+        kill_points.reached("config-staged")
         checkpoint.publish(run_dir, prefix, previous)
-        if replaced:
-            _delete_unreferenced_assets(run_dir, new_config)
+        written.append(config_path)
+        _delete_unreferenced_assets(assets_dir, old_config, new_config)
     return ExportResult(
         logdir=logdir,
         run_dir=run_dir,
         config_path=config_path,
         checkpoint_prefix=prefix,
         tensors=tuple(exported),
-        sprite_path=None if assets.sprite_path is None else os.path.join(run_dir, assets.sprite_path),
-        metadata_path=None if assets.metadata_path is None else os.path.join(run_dir, assets.metadata_path),
+        sprite_path=None if assets.sprite_path is None else os.path.join(assets_dir, assets.sprite_path),
+        metadata_path=None if assets.metadata_path is None else os.path.join(assets_dir, assets.metadata_path),
         files_written=tuple(written),
+        rows_shown=min(n_rows, PROJECTOR_MAX_POINTS),
         arrays=to_write,
     )
 
@@ -183,8 +203,26 @@ def _check_run_dir(run_dir: str) -> None:
 
 def _check_run_state(run_dir: str) -> None:
     """Raises, before anything is written, if the run's config or checkpoint state cannot be updated."""
-    config_lib.read_config(run_dir)
-    checkpoint.current_prefix(run_dir)
+    checkpoint.current_prefix(run_dir, config_lib.read_config(run_dir).model_checkpoint_path)
+    checkpoint.check_state_file(run_dir)
+
+
+def _check_shapes_unchanged(run_dir: str, config: ProjectorConfig, shapes: Mapping[str, tuple[int, int]]) -> None:
+    """Refuses to export a name the run already holds with another shape.
+
+    TensorBoard's projector caches the tensor it served last by (run, name) and never drops it when
+    the config changes, so a running TensorBoard would keep serving the old rows beside the new
+    config's shape and metadata.
+    """
+    held = {entry.tensor_name: tuple(entry.tensor_shape) for entry in config.embeddings}
+    for name, shape in shapes.items():
+        old = held.get(name)
+        if old is not None and old != shape:
+            raise ValueError(
+                f"Cannot export {name!r} as {shape[0]}×{shape[1]} into {run_dir!r}: the run already holds {name!r} "
+                f"as {old[0]}×{old[1]}, and a running TensorBoard keeps serving the tensor it has read (it caches "
+                "tensors by run and name). Export it under a new name or into a new run."
+            )
 
 
 def _entry(tensor: ExportedTensor, assets: Assets) -> EmbeddingInfo:
@@ -202,9 +240,14 @@ def _reduction_markdown(reduced: list[ExportedTensor]) -> str:
     return "\n".join(["| tensor | input D | PCA components | explained variance |", "|---|---|---|---|", *rows])
 
 
-def _delete_unreferenced_assets(run_dir: str, config: ProjectorConfig) -> None:
-    referenced = config_lib.referenced_files(config)
-    assets_dir = os.path.join(run_dir, ASSETS_DIRNAME)
+def _delete_unreferenced_assets(assets_dir: str, old: ProjectorConfig, new: ProjectorConfig) -> None:
+    """Deletes the sprites and metadata that neither config refers to.
+
+    Files only the old config refers to stay one export longer, for a reader that read the old
+    config a moment ago; files of an export killed before its config was written are deleted.
+    """
+    referenced = config_lib.referenced_files(old) | config_lib.referenced_files(new)
     for entry in os.listdir(assets_dir):
-        if ASSET_NAME_RE.match(entry) and os.path.normpath(f"{ASSETS_DIRNAME}/{entry}") not in referenced:
-            os.unlink(os.path.join(assets_dir, entry))
+        if ASSET_NAME_RE.match(entry) and entry not in referenced:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(assets_dir, entry))

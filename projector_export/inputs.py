@@ -45,6 +45,19 @@ class Inputs:
     reduce: str
     pca_components: int
 
+    @property
+    def n_rows(self) -> int:
+        return next(iter(self.tensors.values())).shape[0]
+
+    def written_shapes(self) -> dict[str, tuple[int, int]]:
+        """The (N, D) each tensor will be written with (after PCA, where `reduce` says), known before the PCA."""
+        shapes = {}
+        for name, array in self.tensors.items():
+            n, d = array.shape
+            reduced = _should_reduce(self.reduce, d, self.pca_components)
+            shapes[name] = (n, min(self.pca_components, n, d)) if reduced else (n, d)
+        return shapes
+
     def metadata_tsv(self) -> bytes | None:
         return None if self.columns is None else to_tsv(self.columns).encode("utf-8")
 

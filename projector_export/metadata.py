@@ -6,16 +6,21 @@ write each file import them from here.
 
 from __future__ import annotations
 
+import os
+
 from tensorboard.plugins.projector import metadata as _projector_metadata
 
 # The file name TensorBoard's projector plugin looks for in a run directory.
 CONFIG_FILENAME = _projector_metadata.PROJECTOR_FILENAME
-# The checkpoint state file TensorFlow's `latest_checkpoint` reads (TensorBoard finds the run's tensors by it).
+# The checkpoint state file TensorFlow's `latest_checkpoint` reads. TensorBoard's projector re-reads a
+# run's config when the path this file names changes, so each export flips it.
 STATE_FILENAME = "checkpoint"
-# Folder inside the run directory for everything the exporter writes except the two files
-# TensorBoard looks for at the top (the state file and the config).
-ASSETS_DIRNAME = "projector"
-# Basename of the checkpoint bundles: projector/embeddings-000007.index, .data-*.
+# Folder inside the run directory for everything the exporter writes except the state file: the config,
+# the bundles, sprites and metadata. It is TensorBoard's plugin-assets folder of the projector
+# (`<run>/plugins/org_tensorflow_tensorboard_projector/`), where the plugin also looks for a config;
+# a config there, and none at the top, is what lets a running TensorBoard notice a run's first export.
+ASSETS_DIRNAME = os.path.join(_projector_metadata.PLUGINS_DIR, _projector_metadata.PLUGIN_ASSETS_NAME)
+# Basename of the checkpoint bundles: <ASSETS_DIRNAME>/embeddings-000007.index, .data-*.
 BUNDLE_BASENAME = "embeddings"
 # TensorFlow's event file names start with this (tf.summary and TensorBoard's reader agree).
 EVENT_FILE_GLOB = "events.out.tfevents.*"
@@ -27,3 +32,7 @@ REDUCTION_TAG = "projector/reduction"
 MAX_SPRITE_SIZE_PX = 8192
 # File name the standalone web app's "projector config" loader expects by convention.
 STANDALONE_CONFIG_FILENAME = "projector_config.json"
+# The PROJECTOR loads at most this many points of a tensor: it asks for `num_rows=1e5` and, for a
+# larger tensor, says "Showing the first 100,000 of N data points" (projector_binary.js, `retrieveTensor`);
+# the metadata is cut at the same row.
+PROJECTOR_MAX_POINTS = 100_000

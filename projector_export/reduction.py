@@ -73,6 +73,8 @@ def _pca(x: np.ndarray, n_components: int) -> PCAResult:
     k = min(n_components, n, d)
     mean = x.mean(axis=0, dtype=np.float64)
     total_variance = _total_variance(x, mean.astype(np.float32))
+    if total_variance == 0:  # every row the same (a constant tensor): valid data, all coordinates 0
+        return PCAResult(coordinates=np.zeros((n, k), dtype=np.float32), explained_variance_ratio=1.0, method="exact")
     width = k + _OVERSAMPLING
     if min(n, d) <= 2 * width:
         coordinates, components = _exact(x, mean, k)
@@ -136,6 +138,8 @@ def _orthonormal_columns(a: np.ndarray) -> np.ndarray:
     """
     a64 = a.astype(np.float64)
     eigenvalues, eigenvectors = np.linalg.eigh(a64.T @ a64)
+    if a.shape[1] == 0 or eigenvalues[-1] <= 0:  # no direction left: the sketch found no variance
+        return np.zeros((a.shape[0], 0), dtype=np.float32)
     keep = eigenvalues > eigenvalues[-1] * 1e-10
     return (a64 @ (eigenvectors[:, keep] / np.sqrt(eigenvalues[keep]))).astype(np.float32)
 

@@ -15,6 +15,9 @@ import numpy as np
 # is built without escaping in some places) or TensorBoard's tensor-name handling
 # (`:` is read as an output index, `name:0`).
 URL_UNSAFE_CHARS = "&#+%?:"
+# Characters TensorFlow's checkpoint lookups read as a glob pattern (`latest_checkpoint`, and the
+# projector's check that a config's checkpoint exists): a run's path must not hold them.
+GLOB_CHARS = "[]*?"
 # Characters that break a file path or a line of the config/metadata files.
 _CONTROL_CHARS = {chr(c) for c in range(32)} | {"\x7f"}
 # The longest file name most file systems accept (NAME_MAX), in bytes: a run is one folder.
@@ -59,7 +62,11 @@ def check_name(name: object, what: str = "embedding name") -> str:
 
 
 def check_run_name(run: object) -> str:
-    """Returns `run` if it names one directory directly inside the log dir, else raises."""
+    """Returns `run` if it names one directory directly inside the log dir, else raises.
+
+    The one rule for run names (the library and the command lines use it): one folder name, no
+    characters that break TensorBoard's URLs or TensorFlow's checkpoint lookups (glob patterns).
+    """
     if not isinstance(run, str):
         raise TypeError(f"Invalid run: expected a str or None, received {type(run).__name__} {run!r}.")
     problem = _name_problem(run, allow_slash=False)
@@ -85,6 +92,9 @@ def _name_problem(name: str, *, allow_slash: bool) -> str | None:
         return "it contains a backslash (path separator)"
     if not allow_slash and "/" in name:
         return "it contains '/' (path separator)"
+    globbing = sorted({c for c in name if c in GLOB_CHARS})
+    if not allow_slash and globbing:
+        return f"it contains {''.join(globbing)!r}, which TensorFlow's checkpoint lookups read as a glob pattern"
     parts = name.split("/")
     if any(part in ("", ".", "..") for part in parts):
         return "it has an empty, '.' or '..' path component"
@@ -170,6 +180,22 @@ def _as_float32_matrix(name: str, value: object) -> np.ndarray:
 
 def _is_array_like(value: object) -> bool:
     return hasattr(value, "__array__") or isinstance(value, (list, tuple))
+
+
+def check_no_glob_characters(logdir: str) -> None:
+    """Raises ValueError if the absolute path of `logdir` holds `[ ] * ?`.
+
+    The projector's config names its checkpoint by absolute path, and TensorFlow and TensorBoard
+    look checkpoints up with glob patterns: under such a path the run would never be found.
+    """
+    path = os.path.abspath(logdir)
+    bad = sorted({c for c in path if c in GLOB_CHARS})
+    if bad:
+        raise ValueError(
+            f"Invalid logdir {logdir!r}: its path {path!r} contains {''.join(bad)!r}, which TensorFlow's checkpoint "
+            "lookups read as a glob pattern, so TensorBoard would never find the run's tensors. "
+            "Choose a log dir whose path has none of [ ] * ?."
+        )
 
 
 def check_logdir(logdir: object) -> str:

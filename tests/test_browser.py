@@ -34,10 +34,11 @@ from google.protobuf import text_format
 from PIL import Image
 from playwright.sync_api import sync_playwright
 from tensorboard.plugins.projector import projector_config_pb2
-from tensorboard.plugins.projector.metadata import PROJECTOR_FILENAME
 
 from projector_export import export_embeddings
+from projector_export.config import config_path
 from projector_export.error_metadata import COLUMNS
+from projector_export.metadata import ASSETS_DIRNAME
 from projector_export.metadata_tsv import BLANK_VALUE
 from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG
 from training.callbacks import LEARNING_RATE, TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS
@@ -115,12 +116,12 @@ def shots(tmp_path_factory) -> Path:
 
 # ---- what the run wrote (read from the files, independently of the server) ----------------------------------
 def _config(run_dir: Path) -> dict[str, projector_config_pb2.EmbeddingInfo]:
-    config = text_format.Parse((run_dir / PROJECTOR_FILENAME).read_text(), projector_config_pb2.ProjectorConfig())
+    config = text_format.Parse(Path(config_path(run_dir)).read_text(), projector_config_pb2.ProjectorConfig())
     return {embedding.tensor_name: embedding for embedding in config.embeddings}
 
 
 def _metadata(run_dir: Path, embedding) -> dict[str, list[str]]:
-    header, *rows = (run_dir / embedding.metadata_path).read_text(encoding="utf-8").splitlines()
+    header, *rows = (run_dir / ASSETS_DIRNAME / embedding.metadata_path).read_text(encoding="utf-8").splitlines()
     cells = [row.split("\t") for row in rows]
     return {name: [row[i] for row in cells] for i, name in enumerate(header.split("\t"))}
 
@@ -171,7 +172,7 @@ def test_every_snapshot_loads_all_its_points_rows_aligned_with_thumbnails(projec
     mark = projector.log.mark()
     for name in [*probe_tensors, *sorted(set(config) - set(probe_tensors))]:
         rows, dimension = config[name].tensor_shape
-        sprite = Image.open(logdir / RUN / config[name].sprite.image_path).size
+        sprite = Image.open(logdir / RUN / ASSETS_DIRNAME / config[name].sprite.image_path).size
         loaded = projector.select_tensor(name)
         assert (loaded.tensor, loaded.points, loaded.dimension) == (name, rows, dimension), projector.context()
         assert loaded.status_text == f"Points: {rows} | Dimension: {dimension}"

@@ -11,6 +11,7 @@ from _projector_client import ProjectorClient, sprite_cell
 from _tensorboard_reader import Served
 
 from projector_export import export_embeddings
+from projector_export.metadata import ASSETS_DIRNAME
 from projector_export.metadata_tsv import BLANK_VALUE
 
 N = 7
@@ -68,7 +69,10 @@ def test_grayscale_float_images_dark_on_white(tmp_path):
         np.testing.assert_array_equal(sprite_cell(sprite, i, (2, 3)), expected[i])
 
 
-def test_incremental_exports_append_without_rewriting(tmp_path, data):
+def test_incremental_exports_append_without_rewriting(tmp_path, data, monkeypatch):
+    from projector_export import checkpoint
+
+    monkeypatch.setattr(checkpoint, "GRACE_SECONDS", 0.0)  # superseded bundles go at once (see the next test)
     served = None
     for step in range(1, 4):
         result = export_embeddings(tmp_path, {f"conv2/step_{step:06d}": data["a"] * step}, run="r",
@@ -84,17 +88,31 @@ def test_incremental_exports_append_without_rewriting(tmp_path, data):
             # The sprite and metadata already existed: only the bundle and the config were written.
             assert [os.path.basename(p) for p in result.files_written] == [
                 os.path.basename(result.checkpoint_prefix) + ".index", "projector_config.pbtxt"]
-    assets = sorted(os.listdir(tmp_path / "r" / "projector"))
+    assets = sorted(os.listdir(tmp_path / "r" / ASSETS_DIRNAME))
     # Generation 3 holds three shards (one per export); generation 2 is kept, generation 1 deleted.
     assert [a for a in assets if a.startswith("embeddings-000003.data")] == [
         f"embeddings-000003.data-0000{i}-of-00003" for i in range(3)]
     assert not any(a.startswith("embeddings-000001") for a in assets)
     # Nothing earlier was copied: generation 3's first two shards are generation 2's files (hard links).
-    projector_dir = tmp_path / "r" / "projector"
+    projector_dir = tmp_path / "r" / ASSETS_DIRNAME
     assert {os.stat(projector_dir / f"embeddings-000003.data-0000{i}-of-00003").st_ino for i in range(2)} == {
         os.stat(projector_dir / f"embeddings-000002.data-0000{i}-of-00002").st_ino for i in range(2)}
     assert not any(a.startswith((".staging-", ".tmp-")) for a in assets)
     assert len([a for a in assets if a.startswith("sprite-")]) == 1
+
+
+def test_a_superseded_bundle_stays_for_the_grace_period(tmp_path, data, monkeypatch):
+    """A reader that read an older config just before an export still finds its bundle."""
+    from projector_export import checkpoint
+
+    for step in range(1, 4):
+        export_embeddings(tmp_path, {f"e/{step}": data["a"]}, run="r")
+    bundles = _bundles(tmp_path / "r")
+    assert bundles == ["embeddings-000001", "embeddings-000002", "embeddings-000003"]
+    monkeypatch.setattr(checkpoint, "GRACE_SECONDS", 0.0)
+    export_embeddings(tmp_path, {"e/4": data["a"]}, run="r")
+    bundles = _bundles(tmp_path / "r")
+    assert bundles == ["embeddings-000003", "embeddings-000004"]
 
 
 def test_reexporting_a_name_replaces_it(tmp_path, data):
@@ -107,8 +125,12 @@ def test_reexporting_a_name_replaces_it(tmp_path, data):
     assert served.metadata("r", "e") == "new\n" * N
     assert served.metadata("r", "keep") == "old\n" * N
     export_embeddings(tmp_path, {"keep": data["b"]}, run="r", metadata=["newer"] * N)
-    # The metadata no entry refers to any more is deleted.
-    metadata_files = glob.glob(str(tmp_path / "r" / "projector" / "metadata-*"))
+    # The metadata only the previous config refers to is kept one export longer (a reader may have
+    # read that config a moment ago), then deleted.
+    metadata_files = glob.glob(str(tmp_path / "r" / ASSETS_DIRNAME / "metadata-*"))
+    assert len(metadata_files) == 3
+    export_embeddings(tmp_path, {"other": data["b"]}, run="r", metadata=["newer"] * N)
+    metadata_files = glob.glob(str(tmp_path / "r" / ASSETS_DIRNAME / "metadata-*"))
     assert len(metadata_files) == 2
 
 
@@ -178,7 +200,7 @@ def test_an_export_killed_before_publishing_leaves_the_previous_state(tmp_path, 
     assert [e["tensorName"] for e in served.info("r")["embeddings"]] == ["first", "third"]
     np.testing.assert_array_equal(served.tensor("r", "first"), data["a"].astype(np.float32))
     np.testing.assert_array_equal(served.tensor("r", "third"), (data["a"] * 3).astype(np.float32))
-    bundles = sorted({f.split(".")[0] for f in os.listdir(tmp_path / "r" / "projector") if f.startswith("embeddings-")})
+    bundles = _bundles(tmp_path / "r")
     assert bundles == ["embeddings-000001", "embeddings-000003"]
 
 
@@ -245,3 +267,63 @@ def test_concurrent_exports_into_one_run_are_serialised(tmp_path, data):
     assert sorted(e["tensorName"] for e in served.info("r")["embeddings"]) == names
     for i, name in enumerate(names):
         np.testing.assert_array_equal(served.tensor("r", name), (data["a"] * i).astype(np.float32))
+
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750)])
+def test_files_get_their_modes_from_the_umask(tmp_path, data, umask, file_mode, dir_mode):
+    """A TensorBoard running as another user must be able to read every file (mkstemp would give 0600)."""
+    previous = os.umask(umask)
+    try:
+        for step in (1, 2):
+            export_embeddings(tmp_path / "logs", {f"e{step}": data["a"]}, run="r", images=data["images"],
+                              metadata=list(range(N)))
+    finally:
+        os.umask(previous)
+    modes = {}
+    for folder, dirs, files in os.walk(tmp_path / "logs" / "r"):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            modes[os.path.relpath(path, tmp_path)] = os.stat(path).st_mode & 0o777
+    assert {path: mode for path, mode in modes.items() if mode != (dir_mode if os.path.isdir(
+        tmp_path / path) else file_mode)} == {}
+    assert any(p.endswith("projector_config.pbtxt") for p in modes) and any(p.endswith("checkpoint") for p in modes)
+
+
+def test_a_constant_wide_tensor_exports(tmp_path, data):
+    """Zero variance is valid data: the PCA gives zeros, and sprite and metadata are written with it."""
+    images = np.zeros((500, 2, 2), dtype=np.uint8)
+    result = export_embeddings(tmp_path, {"flat": np.ones((500, 300))}, run="r", images=images,
+                               metadata=list(range(500)))
+    (tensor,) = result.tensors
+    assert tensor.shape == (500, 128) and tensor.explained_variance_ratio == 1.0
+    served = ProjectorClient(tmp_path)
+    np.testing.assert_array_equal(served.tensor("r", "flat"), np.zeros((500, 128), dtype=np.float32))
+    assert served.metadata("r", "flat") == "".join(f"{i}\n" for i in range(500))
+
+
+def test_more_rows_than_the_projector_loads_warn(tmp_path):
+    x = np.zeros((100_001, 2), dtype=np.float32)
+    with pytest.warns(UserWarning, match=r"100,001 rows: TensorBoard's PROJECTOR loads only the first 100,000"):
+        result = export_embeddings(tmp_path, {"big": x}, run="r")
+    assert result.rows_shown == 100_000
+    assert export_embeddings(tmp_path, {"small": x[:7]}, run="s").rows_shown == 7
+
+
+def test_shards_are_compacted_into_one_past_the_limit(tmp_path, data, monkeypatch):
+    """Each export adds a shard; once the previous bundle has MAX_SHARDS, the new one is rewritten as one."""
+    from projector_export import checkpoint
+
+    monkeypatch.setattr(checkpoint, "MAX_SHARDS", 3)
+    counts = []
+    for step in range(6):
+        result = export_embeddings(tmp_path, {f"e/{step}": data["a"] + step}, run="r")
+        counts.append(checkpoint.shard_count(result.checkpoint_prefix))
+    assert counts == [1, 2, 3, 1, 2, 3]
+    served = ProjectorClient(tmp_path)
+    for step in range(6):
+        np.testing.assert_array_equal(served.tensor("r", f"e/{step}"), (data["a"] + step).astype(np.float32))
+
+
+def _bundles(run_dir) -> list[str]:
+    """The checkpoint bundles in the run's projector folder, by prefix."""
+    return sorted({f.split(".")[0] for f in os.listdir(run_dir / ASSETS_DIRNAME) if f.startswith("embeddings-")})

@@ -57,3 +57,24 @@ def test_small_inputs_use_the_exact_svd():
     expected, ratio = exact(x, 8)
     np.testing.assert_allclose(np.abs(result.coordinates), np.abs(expected), rtol=1e-4, atol=1e-4)
     assert result.explained_variance_ratio == pytest.approx(ratio, rel=1e-6)
+
+
+@pytest.mark.parametrize("n", [500, 40])  # the randomized path and the exact one
+def test_a_constant_tensor_has_zero_coordinates(n):
+    result = pca(np.ones((n, 300), dtype=np.float32), 128)
+    assert result.coordinates.shape == (n, min(n, 128)) and result.coordinates.dtype == np.float32
+    np.testing.assert_array_equal(result.coordinates, 0.0)
+    assert result.explained_variance_ratio == 1.0  # all of no variance is kept
+
+
+def test_a_rank_one_wide_tensor_has_one_nonzero_coordinate():
+    u = np.arange(500, dtype=np.float64)
+    v = np.zeros(300)
+    v[[3, 7]] = [0.6, 0.8]  # a unit vector
+    x = (np.outer(u, v) + 2.0).astype(np.float32)
+    result = pca(x, 128)
+    assert result.method == "randomized" and result.coordinates.shape == (500, 128)
+    # The one component is v (largest loading positive), so the coordinate is u minus its mean.
+    np.testing.assert_allclose(result.coordinates[:, 0], u - u.mean(), atol=1e-3)
+    np.testing.assert_allclose(result.coordinates[:, 1:], 0.0, atol=1e-3)
+    assert result.explained_variance_ratio == pytest.approx(1.0, abs=1e-6)

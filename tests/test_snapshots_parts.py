@@ -6,6 +6,7 @@ import pytest
 from _tensorboard_reader import Served
 
 from projector_export import error_metadata as meta
+from projector_export.config import read_config
 from projector_export.model_layers import LayerOutputs, default_layers, resolve_layers
 from projector_export.snapshots import EmbeddingSnapshots, snapshot_name, take_probe
 
@@ -138,9 +139,6 @@ def test_probe_is_the_first_images_and_never_larger_than_the_data():
 
 
 def test_callback_snapshots_before_every_k_steps_and_after_across_epochs(tmp_path, capsys):
-    from google.protobuf import text_format
-    from tensorboard.plugins.projector import projector_config_pb2
-
     keras.utils.set_random_seed(1)
     model = _tiny_cnn()
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -151,8 +149,7 @@ def test_callback_snapshots_before_every_k_steps_and_after_across_epochs(tmp_pat
 
     steps = [0, 4, 8, 10]  # before training, every 4 steps (across the epoch boundary), after the last step
     assert [record.step for record in callback.snapshotter.records] == steps
-    config = text_format.Parse((tmp_path / "r" / "projector_config.pbtxt").read_text(),
-                               projector_config_pb2.ProjectorConfig())
+    config = read_config(str(tmp_path / "r"))
     names = {e.tensor_name: list(e.tensor_shape) for e in config.embeddings}
     expected = {f"{layer}/step_{s:06d}": [8, width] for layer, width in
                 [("conv1", 72), ("fc1", 4), ("logits", 3)] for s in steps}

@@ -219,3 +219,19 @@ def test_standalone_rejects_the_same_input(tmp_path):
     with pytest.raises(ValueError, match=r"2 value\(s\) are NaN"):
         export_standalone(tmp_path / "out", {"e": np.full((1, 2), np.nan)})
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("char", ["[", "]", "*", "?"])
+def test_glob_characters_in_the_run_name(tmp_path, char):
+    """TensorFlow's checkpoint lookups glob: such a run would never be listed. Refused before anything is written."""
+    with pytest.raises(ValueError, match=r"(glob pattern|break TensorBoard's URLs)"):
+        export_embeddings(tmp_path / "logs", {"e": good()}, run=f"run{char}1")
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("folder", ["logs[1]", "a*b", "what?"])
+def test_glob_characters_in_the_logdir_path(tmp_path, folder):
+    with pytest.raises(ValueError, match=r"read as a glob pattern.*"
+                                         r"Choose a log dir whose path has none of \[ \] \* \?"):
+        export_embeddings(tmp_path / folder / "logs", {"e": good()}, run="r")
+    assert os.listdir(tmp_path) == []
