@@ -13,6 +13,7 @@ import pytest
 from _projector_client import ProjectorClient, sprite_cell
 
 from projector_export.cli import main
+from projector_export.config import config_path
 
 N = 6
 
@@ -170,4 +171,4 @@ def test_the_library_never_imports_the_training_app(tmp_path, files):
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout.splitlines()[-1])
     assert answer["code"] == 0 and answer["app"] == []
-    assert (tmp_path / "logs" / "projector_config.pbtxt").is_file()  # the export did run
+    assert os.path.isfile(config_path(str(tmp_path / "logs")))  # the export did run
