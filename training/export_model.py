@@ -15,16 +15,15 @@ import sys
 from collections.abc import Sequence
 
 from projector_export import (
-    DEFAULT_PROBE_SIZE,
-    MIN_PROBE_SIZE,
     check_logdir,
     check_run_name,
     check_writable_dir,
     tensorboard_command,
 )
-from projector_export.cli import OneLineParser, int_at_least
+from projector_export.cli import OneLineParser
 
-from .mnist import ENV_VAR, load_mnist
+from .flags import add_probe_flags, add_verbose_flag
+from .mnist import load_mnist
 from .tensorflow_logs import import_tensorflow_quietly
 
 PROG = "projector-export-model"
@@ -37,16 +36,8 @@ def build_parser() -> OneLineParser:
                         help="saved Keras model, e.g. logs/<run>/model.keras (written by projector-train)")
     parser.add_argument("--logdir", required=True, help="log dir that `tensorboard --logdir` opens")
     parser.add_argument("--run", default=None, help="run (folder) inside the log dir; default: the log dir itself")
-    parser.add_argument("--layers", metavar="A,B,C",
-                        help="layers to export (default: every convolution and dense layer)")
-    parser.add_argument("--data-dir", help=f"directory with the four MNIST IDX files (default: ${ENV_VAR}, else "
-                        "download with Keras)")
-    parser.add_argument("--probe-size", type=int_at_least(MIN_PROBE_SIZE), default=DEFAULT_PROBE_SIZE, metavar="N",
-                        help=f"export the first N test images (default: {DEFAULT_PROBE_SIZE}, as projector-train "
-                        "snapshots)")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's own start-up and INFO log lines (hidden unless TF_CPP_MIN_LOG_LEVEL "
-                        "is set)")
+    add_probe_flags(parser)
+    add_verbose_flag(parser)
     return parser
 
 
@@ -70,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ValueError, OSError, TypeError) as error:
             raise ValueError(f"Cannot load --model {args.model!r}: {error}. Expected a model saved by Keras "
                              "(model.save('model.keras')).") from None
-        layers = None if args.layers is None else [name.strip() for name in args.layers.split(",") if name.strip()]
+        layers = args.layers
         layers = resolve_layers(model, layers)
         data = load_mnist(args.data_dir)
         images, labels = take_probe(data.test_images, data.test_labels, args.probe_size)

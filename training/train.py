@@ -36,7 +36,8 @@ from projector_export import (
 from projector_export.cli import OneLineParser, int_at_least
 
 from . import distribute
-from .mnist import ENV_VAR, MnistData, load_mnist
+from .flags import add_probe_flags, add_verbose_flag
+from .mnist import MnistData, load_mnist
 from .models import MODEL_NAMES
 from .tensorflow_logs import import_tensorflow_quietly
 
@@ -355,10 +356,6 @@ def build_parser() -> OneLineParser:
                         help="make the run repeatable (default: a different run each time)")
     parser.add_argument("--logdir", default=defaults.logdir, help="TensorBoard log directory")
     parser.add_argument("--run", default=defaults.run, help="run name (default: <model>-<YYYYmmdd-HHMMSS>)")
-    parser.add_argument(
-        "--data-dir", default=defaults.data_dir,
-        help=f"directory with the four MNIST IDX files (default: ${ENV_VAR}, else download with Keras)",
-    )
     parser.add_argument("--eval-every", type=int_at_least(1), default=defaults.eval_every,
                         help="test evaluation period, steps")
     parser.add_argument("--log-every", type=int_at_least(1), default=defaults.log_every,
@@ -368,12 +365,7 @@ def build_parser() -> OneLineParser:
         "--snapshot-every", type=int_at_least(0, "(0: off)"), default=defaults.snapshot_every, metavar="K",
         help="snapshot layer outputs for the PROJECTOR before training, every K steps and at the end (0: off)",
     )
-    parser.add_argument(
-        "--layers", type=_layer_names, default=defaults.layers, metavar="A,B,C",
-        help="layers to snapshot (default: every convolution and dense layer)",
-    )
-    parser.add_argument("--probe-size", type=int_at_least(MIN_PROBE_SIZE), default=defaults.probe_size, metavar="N",
-                        help="snapshot the first N test images")
+    add_probe_flags(parser, verb="snapshot")
     parser.add_argument(
         "--images-every", type=int_at_least(0, "(0: off)"), default=defaults.images_every, metavar="K",
         help="TensorBoard images (filters, feature maps, confusion matrix, misclassified, Grad-CAM) at the start, "
@@ -391,9 +383,7 @@ def build_parser() -> OneLineParser:
                         "for projector-watch (0: off)")
     parser.add_argument("--keep-checkpoints", type=int_at_least(0), default=defaults.keep_checkpoints, metavar="N",
                         help="keep the N newest checkpoints (0: all)")
-    parser.add_argument("--verbose", action="store_true", dest=_VERBOSE,
-                        help="show TensorFlow's own start-up and INFO log lines (hidden unless TF_CPP_MIN_LOG_LEVEL "
-                        "is set)")
+    add_verbose_flag(parser, dest=_VERBOSE)
     return parser
 
 
@@ -405,14 +395,6 @@ class _DefaultsOnceFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if "default" in help_text or action.default in (None, False, argparse.SUPPRESS):
             return help_text
         return super()._get_help_string(action)
-
-
-def _layer_names(text: str) -> tuple[str, ...]:
-    """`--layers conv1,fc1` -> ("conv1", "fc1")."""
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected comma-separated layer names such as conv1,fc1, received {text!r}")
-    return names
 
 
 # The --verbose flag's `dest`: a setting of the process (TensorFlow's log lines), not of the run.

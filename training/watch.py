@@ -18,11 +18,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from projector_export import MIN_PROBE_SIZE
 from projector_export.cli import OneLineParser, int_at_least
 
-from .mnist import ENV_VAR
-from .train import CHECKPOINTS_DIRNAME, MODEL_FILENAME, _layer_names
+from .flags import add_probe_flags, add_verbose_flag
+from .tensorflow_logs import import_tensorflow_quietly
+from .train import CHECKPOINTS_DIRNAME, MODEL_FILENAME
 
 DEFAULT_POLL_SECONDS = 5.0
 
@@ -114,12 +114,8 @@ def build_parser() -> OneLineParser:
     )
     parser.add_argument("--logdir", required=True, help="TensorBoard log directory of the training")
     parser.add_argument("--run", required=True, help="the training's run name inside the log directory")
-    parser.add_argument("--layers", type=_layer_names, default=None, metavar="A,B,C",
-                        help="layers to export (default: every convolution and dense layer)")
-    parser.add_argument("--probe-size", type=int_at_least(MIN_PROBE_SIZE), default=None, metavar="N",
-                        help="export the first N test images (default: as projector-train's snapshots)")
-    parser.add_argument("--data-dir", default=None,
-                        help=f"directory with the four MNIST IDX files (default: ${ENV_VAR}, else download with Keras)")
+    add_probe_flags(parser)
+    add_verbose_flag(parser)
     parser.add_argument("--poll-seconds", type=float, default=DEFAULT_POLL_SECONDS, metavar="S",
                         help=f"seconds between two looks at the checkpoints folder (default: {DEFAULT_POLL_SECONDS:g})")
     parser.add_argument("--until-step", type=int_at_least(0), default=None, metavar="N",
@@ -133,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.poll_seconds > 0:
         parser.error(f"--poll-seconds must be > 0, received {args.poll_seconds}")
+    import_tensorflow_quietly(args.verbose)
     start = time.monotonic()
     try:
         steps = watch(args.logdir, args.run, layers=args.layers, probe_size=args.probe_size, data_dir=args.data_dir,

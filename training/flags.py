@@ -1,0 +1,35 @@
+"""Flags the MNIST app's commands share: which layers, which probe, and TensorFlow's own log lines."""
+
+from __future__ import annotations
+
+import argparse
+
+from projector_export import DEFAULT_PROBE_SIZE, MIN_PROBE_SIZE
+from projector_export.cli import int_at_least
+
+from .mnist import ENV_VAR
+
+
+def layer_names(text: str) -> tuple[str, ...]:
+    """`--layers conv1,fc1` -> ("conv1", "fc1")."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer names such as conv1,fc1, received {text!r}")
+    return names
+
+
+def add_probe_flags(parser: argparse.ArgumentParser, *, verb: str = "export") -> None:
+    """`--layers`, `--data-dir` and `--probe-size`: what is snapshotted, of which MNIST test images."""
+    parser.add_argument("--layers", type=layer_names, default=None, metavar="A,B,C",
+                        help=f"layers to {verb} (default: every convolution and dense layer)")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"directory with the four MNIST IDX files (default: ${ENV_VAR}, else download with Keras)")
+    parser.add_argument("--probe-size", type=int_at_least(MIN_PROBE_SIZE), default=DEFAULT_PROBE_SIZE, metavar="N",
+                        help=f"{verb} the first N test images (default: {DEFAULT_PROBE_SIZE})")
+
+
+def add_verbose_flag(parser: argparse.ArgumentParser, dest: str = "verbose") -> None:
+    """`--verbose`: TensorFlow's start-up and INFO lines, hidden by default (`tensorflow_logs`)."""
+    parser.add_argument("--verbose", action="store_true", dest=dest,
+                        help="show TensorFlow's own start-up and INFO log lines (hidden unless TF_CPP_MIN_LOG_LEVEL "
+                        "is set)")
