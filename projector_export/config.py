@@ -5,6 +5,13 @@ names, and names the exact checkpoint bundle of its tensors (`model_checkpoint_p
 TensorBoard resolves a relative one against its own working directory). So the config alone says
 which tensors, metadata and sprites belong together, and renaming a new config into place switches
 all of them at once.
+
+A second, portable copy sits at the top of the run (`fallback_path`): the same entries with their
+metadata and sprite paths relative to the run directory, and no checkpoint path, so TensorBoard
+takes the bundle from the `checkpoint` state file, which names it by a path relative to the run
+directory. TensorBoard reads it first and replaces it by the plugin-assets config, unless that one
+names a bundle that is not there: a log dir that was moved or copied, whose absolute paths are stale.
+Its first line (`FALLBACK_MARKER`) tells it from a config someone else wrote.
 """
 
 from __future__ import annotations
@@ -23,6 +30,11 @@ from projector_export.metadata import ASSETS_DIRNAME, CONFIG_FILENAME
 # a tenth to print: with these, an export into a run this process exported into before parses nothing
 # and prints only its own entries, so its cost does not grow with the run's entries.
 _WRITTEN: dict[str, tuple[tuple[int, int, int], ProjectorConfig, dict[bytes, str]]] = {}
+# The same text cache for the portable copies, by path.
+_FALLBACK_TEXTS: dict[str, dict[bytes, str]] = {}
+# The first line of the portable copy (a text-format comment: TensorBoard's parser skips it).
+FALLBACK_MARKER = (f"# Written by projector_export: the portable copy of {ASSETS_DIRNAME}/{CONFIG_FILENAME}, "
+                   "read by TensorBoard when that one names a checkpoint that is not there (a moved log dir).")
 
 
 def config_path(run_dir: str) -> str:
@@ -34,19 +46,33 @@ def staged_path(run_dir: str) -> str:
     return os.path.join(run_dir, ASSETS_DIRNAME, f"{TEMP_PREFIX}staged-{CONFIG_FILENAME}")
 
 
+def fallback_path(run_dir: str) -> str:
+    """The portable copy of the run's config, at the top of the run directory."""
+    return os.path.join(run_dir, CONFIG_FILENAME)
+
+
+def staged_fallback_path(run_dir: str) -> str:
+    """Where the next portable copy waits until `checkpoint.publish` renames it into place."""
+    return os.path.join(run_dir, f"{TEMP_PREFIX}staged-{CONFIG_FILENAME}")
+
+
 def read_config(run_dir: str) -> ProjectorConfig:
     """Parses the run's config, or returns an empty one when there is none.
 
     Raises ValueError when the file is not a valid ProjectorConfig, or when the run directory holds
-    a config at its top (not written by this package; TensorBoard would then serve two configs).
+    a config at its top that is not this package's portable copy (TensorBoard would serve that one
+    whenever the plugin-assets config is unusable, and the export would replace it).
     """
-    top = os.path.join(run_dir, CONFIG_FILENAME)
+    top = fallback_path(run_dir)
     if os.path.exists(top):
         _parse(top)
-        raise ValueError(
-            f"Cannot export into {run_dir!r}: it holds a {CONFIG_FILENAME} that projector_export did not write "
-            f"(it writes {ASSETS_DIRNAME}/{CONFIG_FILENAME}). Export into another run (run=...) or move that file."
-        )
+        with open(top, encoding="utf-8") as f:
+            ours = f.readline().rstrip("\n") == FALLBACK_MARKER
+        if not ours:
+            raise ValueError(
+                f"Cannot export into {run_dir!r}: it holds a {CONFIG_FILENAME} that projector_export did not write "
+                f"(it writes {ASSETS_DIRNAME}/{CONFIG_FILENAME}). Export into another run (run=...) or move that file."
+            )
     path = config_path(run_dir)
     if not os.path.exists(path):
         return ProjectorConfig()
@@ -103,13 +129,30 @@ def keep_only(config: ProjectorConfig, tensor_names: set[str]) -> None:
 
 
 def stage_config(run_dir: str, config: ProjectorConfig) -> str:
-    """Writes `config` to `staged_path` (not yet the run's); returns the path it will be renamed to."""
+    """Writes `config` to `staged_path` and its portable copy to `staged_fallback_path` (neither is the
+    run's yet); returns the path the config will be renamed to."""
     path = os.path.abspath(config_path(run_dir))
     known = _WRITTEN.get(path)
     texts = {} if known is None else known[2]
     write_new(staged_path(run_dir), _to_text(config, texts))
     _WRITTEN[path] = ((0, 0, 0), config, texts)
+    fallback_texts = _FALLBACK_TEXTS.setdefault(os.path.abspath(fallback_path(run_dir)), {})
+    write_new(staged_fallback_path(run_dir), f"{FALLBACK_MARKER}\n{_to_text(portable(config), fallback_texts)}")
     return path
+
+
+def portable(config: ProjectorConfig) -> ProjectorConfig:
+    """The run's `config` as read from the top of the run directory: no checkpoint path (TensorBoard
+    takes the state file's), metadata and sprite paths relative to the run directory."""
+    copy = ProjectorConfig()
+    copy.CopyFrom(config)
+    copy.ClearField("model_checkpoint_path")
+    for entry in copy.embeddings:
+        if entry.metadata_path:
+            entry.metadata_path = os.path.join(ASSETS_DIRNAME, entry.metadata_path)
+        if entry.sprite.image_path:
+            entry.sprite.image_path = os.path.join(ASSETS_DIRNAME, entry.sprite.image_path)
+    return copy
 
 
 def staged_was_published(run_dir: str) -> None:

@@ -177,7 +177,7 @@ def export_embeddings(
         config_path = config_lib.stage_config(run_dir, new_config)
         kill_points.reached("config-staged")
         checkpoint.publish(run_dir, prefix, previous)
-        written.append(config_path)
+        written += [config_path, os.path.abspath(config_lib.fallback_path(run_dir))]
         _delete_unreferenced_assets(assets_dir, old_config, new_config)
     return ExportResult(
         logdir=logdir,
