@@ -1,8 +1,9 @@
 """The run's tensors as TensorFlow V2 checkpoint bundles, one generation per export.
 
 Every export writes a new generation `<run>/<ASSETS_DIRNAME>/embeddings-<gen>`; the run's config
-names the one TensorBoard serves (see `config.py`), and the `checkpoint` state file names it too,
-because TensorBoard's projector re-reads a run's config only when the path that file names changes.
+names the one TensorBoard serves (see `config.py`), and the `checkpoint` state file names it too
+(relative to the run directory), because TensorBoard's projector re-reads a run's config only when
+the path that file names changes, and pairs it with the run's portable config after a move.
 
 * The new tensors are saved alone (`SaveV2`) into a staging folder, the previous bundle's files
   are hard-linked beside them, and `MergeV2Checkpoints` merges the two by renaming data shards (the

@@ -26,12 +26,11 @@ from projector_export.atomic import TEMP_PREFIX, write_new
 from projector_export.metadata import ASSETS_DIRNAME, CONFIG_FILENAME
 
 # The configs this process wrote last, by path: the file's identity when written, the config, and the
-# text of each entry. A config of a thousand entries takes a quarter of a second to parse as text and
-# a tenth to print: with these, an export into a run this process exported into before parses nothing
-# and prints only its own entries, so its cost does not grow with the run's entries.
-_WRITTEN: dict[str, tuple[tuple[int, int, int], ProjectorConfig, dict[bytes, str]]] = {}
-# The same text cache for the portable copies, by path.
-_FALLBACK_TEXTS: dict[str, dict[bytes, str]] = {}
+# text of each entry (as the config and as its portable copy print it). A config of a thousand entries
+# takes a quarter of a second to parse as text and a tenth to print: with these, an export into a run
+# this process exported into before parses nothing and prints only its own entries, so its cost does
+# not grow with the run's entries.
+_WRITTEN: dict[str, tuple[tuple[int, int, int], ProjectorConfig, dict[bytes, tuple[str, str]]]] = {}
 # The first line of the portable copy (a text-format comment: TensorBoard's parser skips it).
 FALLBACK_MARKER = (f"# Written by projector_export: the portable copy of {ASSETS_DIRNAME}/{CONFIG_FILENAME}, "
                    "read by TensorBoard when that one names a checkpoint that is not there (a moved log dir).")
@@ -64,15 +63,12 @@ def read_config(run_dir: str) -> ProjectorConfig:
     whenever the plugin-assets config is unusable, and the export would replace it).
     """
     top = fallback_path(run_dir)
-    if os.path.exists(top):
+    if os.path.exists(top) and not _is_portable_copy(top):
         _parse(top)
-        with open(top, encoding="utf-8") as f:
-            ours = f.readline().rstrip("\n") == FALLBACK_MARKER
-        if not ours:
-            raise ValueError(
-                f"Cannot export into {run_dir!r}: it holds a {CONFIG_FILENAME} that projector_export did not write "
-                f"(it writes {ASSETS_DIRNAME}/{CONFIG_FILENAME}). Export into another run (run=...) or move that file."
-            )
+        raise ValueError(
+            f"Cannot export into {run_dir!r}: it holds a {CONFIG_FILENAME} that projector_export did not write "
+            f"(it writes {ASSETS_DIRNAME}/{CONFIG_FILENAME}). Export into another run (run=...) or move that file."
+        )
     path = config_path(run_dir)
     if not os.path.exists(path):
         return ProjectorConfig()
@@ -82,6 +78,12 @@ def read_config(run_dir: str) -> ProjectorConfig:
         config.CopyFrom(known[1])
         return config
     return _parse(path)
+
+
+def _is_portable_copy(path: str) -> bool:
+    """Whether `path` starts with `FALLBACK_MARKER` (read without parsing: the export rewrites the copy)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.readline().rstrip("\n") == FALLBACK_MARKER
 
 
 def _identity(path: str) -> tuple[int, int, int]:
@@ -134,25 +136,11 @@ def stage_config(run_dir: str, config: ProjectorConfig) -> str:
     path = os.path.abspath(config_path(run_dir))
     known = _WRITTEN.get(path)
     texts = {} if known is None else known[2]
-    write_new(staged_path(run_dir), _to_text(config, texts))
+    text, portable_text = _to_texts(config, texts)
+    write_new(staged_path(run_dir), text)
+    write_new(staged_fallback_path(run_dir), f"{FALLBACK_MARKER}\n{portable_text}")
     _WRITTEN[path] = ((0, 0, 0), config, texts)
-    fallback_texts = _FALLBACK_TEXTS.setdefault(os.path.abspath(fallback_path(run_dir)), {})
-    write_new(staged_fallback_path(run_dir), f"{FALLBACK_MARKER}\n{_to_text(portable(config), fallback_texts)}")
     return path
-
-
-def portable(config: ProjectorConfig) -> ProjectorConfig:
-    """The run's `config` as read from the top of the run directory: no checkpoint path (TensorBoard
-    takes the state file's), metadata and sprite paths relative to the run directory."""
-    copy = ProjectorConfig()
-    copy.CopyFrom(config)
-    copy.ClearField("model_checkpoint_path")
-    for entry in copy.embeddings:
-        if entry.metadata_path:
-            entry.metadata_path = os.path.join(ASSETS_DIRNAME, entry.metadata_path)
-        if entry.sprite.image_path:
-            entry.sprite.image_path = os.path.join(ASSETS_DIRNAME, entry.sprite.image_path)
-    return copy
 
 
 def staged_was_published(run_dir: str) -> None:
@@ -162,24 +150,43 @@ def staged_was_published(run_dir: str) -> None:
     _WRITTEN[path] = (_identity(path), config, texts)
 
 
-def _to_text(config: ProjectorConfig, texts: dict[bytes, str]) -> str:
-    """`text_format.MessageToString(config)`, reusing the text of entries printed before (keyed by their bytes)."""
+def _portable_entry(entry: EmbeddingInfo) -> EmbeddingInfo:
+    """`entry` as the portable copy lists it: metadata and sprite paths relative to the run directory."""
+    copy = EmbeddingInfo()
+    copy.CopyFrom(entry)
+    if copy.metadata_path:
+        copy.metadata_path = os.path.join(ASSETS_DIRNAME, copy.metadata_path)
+    if copy.sprite.image_path:
+        copy.sprite.image_path = os.path.join(ASSETS_DIRNAME, copy.sprite.image_path)
+    return copy
+
+
+def _entry_text(entry: EmbeddingInfo) -> str:
+    body = "".join(f"  {line}\n" for line in text_format.MessageToString(entry).splitlines())
+    return f"embeddings {{\n{body}}}\n"
+
+
+def _to_texts(config: ProjectorConfig, texts: dict[bytes, tuple[str, str]]) -> tuple[str, str]:
+    """`text_format.MessageToString` of `config` and of its portable copy (no checkpoint path, paths
+    relative to the run directory), reusing the text of entries printed before (keyed by their bytes)."""
     header = ProjectorConfig()
     header.CopyFrom(config)
     del header.embeddings[:]
     parts = [text_format.MessageToString(header)]
+    header.ClearField("model_checkpoint_path")
+    portable_parts = [text_format.MessageToString(header)]
     used = {}
     for entry in config.embeddings:
         key = entry.SerializeToString(deterministic=True)
-        text = texts.get(key)
-        if text is None:
-            body = "".join(f"  {line}\n" for line in text_format.MessageToString(entry).splitlines())
-            text = f"embeddings {{\n{body}}}\n"
-        used[key] = text
-        parts.append(text)
+        pair = texts.get(key)
+        if pair is None:
+            pair = (_entry_text(entry), _entry_text(_portable_entry(entry)))
+        used[key] = pair
+        parts.append(pair[0])
+        portable_parts.append(pair[1])
     texts.clear()
     texts.update(used)
-    return "".join(parts)
+    return "".join(parts), "".join(portable_parts)
 
 
 def referenced_files(config: ProjectorConfig) -> set[str]:
