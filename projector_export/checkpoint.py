@@ -1,8 +1,9 @@
 """The run's tensors as TensorFlow V2 checkpoint bundles, one generation per export.
 
 Every export writes a new generation `<run>/<ASSETS_DIRNAME>/embeddings-<gen>`; the run's config
-names the one TensorBoard serves (see `config.py`), and the `checkpoint` state file names it too,
-because TensorBoard's projector re-reads a run's config only when the path that file names changes.
+names the one TensorBoard serves (see `config.py`), and the `checkpoint` state file names it too
+(relative to the run directory), because TensorBoard's projector re-reads a run's config only when
+the path that file names changes, and pairs it with the run's portable config after a move.
 
 * The new tensors are saved alone (`SaveV2`) into a staging folder, the previous bundle's files
   are hard-linked beside them, and `MergeV2Checkpoints` merges the two by renaming data shards (the
@@ -141,7 +142,8 @@ def write_generation(run_dir: str, tensors: Mapping[str, np.ndarray], previous: 
 
 def publish(run_dir: str, prefix: str, previous: str | None) -> None:
     """Makes `prefix` the run's bundle: renames the staged config (naming it) into place, then points the
-    state file at it; then deletes every bundle but `prefix` and `previous`.
+    state file at it and renames the staged portable config into place; then deletes every bundle but
+    `prefix` and `previous`.
 
     The config is the commit: it alone says which bundle, metadata and sprites belong together. The
     state file's change (after it) is what makes a running TensorBoard re-read the config. Bundles of
@@ -151,12 +153,17 @@ def publish(run_dir: str, prefix: str, previous: str | None) -> None:
     os.replace(config_lib.staged_path(run_dir), config_lib.config_path(run_dir))
     config_lib.staged_was_published(run_dir)
     kill_points.reached("config-written")
-    # The text form of TensorFlow's CheckpointState proto, naming the same absolute path as the config
-    # (TensorBoard compares the two to decide whether to re-read the config).
-    quoted = text_encoding.CEscape(prefix, as_utf8=True)
+    # The text form of TensorFlow's CheckpointState proto, naming the bundle relative to the run
+    # directory (TensorFlow joins a relative path with the directory it read the file from, so the
+    # path survives a move of the log dir, and the portable config pairs with it).
+    quoted = text_encoding.CEscape(os.path.relpath(prefix, run_dir), as_utf8=True)
     state = f'model_checkpoint_path: "{quoted}"\nall_model_checkpoint_paths: "{quoted}"\n'
     write_atomic(os.path.join(run_dir, STATE_FILENAME), state)
     kill_points.reached("state-flipped")
+    # The portable config, last: a TensorBoard reads it only before the plugin-assets config, and
+    # keeps it only when that one names a bundle that is missing, so any change of the portable
+    # config or the state file it pairs with comes after the commit of a config that replaces it.
+    os.replace(config_lib.staged_fallback_path(run_dir), config_lib.fallback_path(run_dir))
     assets_dir = os.path.dirname(prefix)
     keep = {os.path.basename(p) for p in (prefix, previous) if p}
     _delete_other_generations(assets_dir, keep)

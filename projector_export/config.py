@@ -5,6 +5,13 @@ names, and names the exact checkpoint bundle of its tensors (`model_checkpoint_p
 TensorBoard resolves a relative one against its own working directory). So the config alone says
 which tensors, metadata and sprites belong together, and renaming a new config into place switches
 all of them at once.
+
+A second, portable copy sits at the top of the run (`fallback_path`): the same entries with their
+metadata and sprite paths relative to the run directory, and no checkpoint path, so TensorBoard
+takes the bundle from the `checkpoint` state file, which names it by a path relative to the run
+directory. TensorBoard reads it first and replaces it by the plugin-assets config, unless that one
+names a bundle that is not there: a log dir that was moved or copied, whose absolute paths are stale.
+Its first line (`FALLBACK_MARKER`) tells it from a config someone else wrote.
 """
 
 from __future__ import annotations
@@ -19,10 +26,14 @@ from projector_export.atomic import TEMP_PREFIX, write_new
 from projector_export.metadata import ASSETS_DIRNAME, CONFIG_FILENAME
 
 # The configs this process wrote last, by path: the file's identity when written, the config, and the
-# text of each entry. A config of a thousand entries takes a quarter of a second to parse as text and
-# a tenth to print: with these, an export into a run this process exported into before parses nothing
-# and prints only its own entries, so its cost does not grow with the run's entries.
-_WRITTEN: dict[str, tuple[tuple[int, int, int], ProjectorConfig, dict[bytes, str]]] = {}
+# text of each entry (as the config and as its portable copy print it). A config of a thousand entries
+# takes a quarter of a second to parse as text and a tenth to print: with these, an export into a run
+# this process exported into before parses nothing and prints only its own entries, so its cost does
+# not grow with the run's entries.
+_WRITTEN: dict[str, tuple[tuple[int, int, int], ProjectorConfig, dict[bytes, tuple[str, str]]]] = {}
+# The first line of the portable copy (a text-format comment: TensorBoard's parser skips it).
+FALLBACK_MARKER = (f"# Written by projector_export: the portable copy of {ASSETS_DIRNAME}/{CONFIG_FILENAME}, "
+                   "read by TensorBoard when that one names a checkpoint that is not there (a moved log dir).")
 
 
 def config_path(run_dir: str) -> str:
@@ -34,14 +45,25 @@ def staged_path(run_dir: str) -> str:
     return os.path.join(run_dir, ASSETS_DIRNAME, f"{TEMP_PREFIX}staged-{CONFIG_FILENAME}")
 
 
+def fallback_path(run_dir: str) -> str:
+    """The portable copy of the run's config, at the top of the run directory."""
+    return os.path.join(run_dir, CONFIG_FILENAME)
+
+
+def staged_fallback_path(run_dir: str) -> str:
+    """Where the next portable copy waits until `checkpoint.publish` renames it into place."""
+    return os.path.join(run_dir, f"{TEMP_PREFIX}staged-{CONFIG_FILENAME}")
+
+
 def read_config(run_dir: str) -> ProjectorConfig:
     """Parses the run's config, or returns an empty one when there is none.
 
     Raises ValueError when the file is not a valid ProjectorConfig, or when the run directory holds
-    a config at its top (not written by this package; TensorBoard would then serve two configs).
+    a config at its top that is not this package's portable copy (TensorBoard would serve that one
+    whenever the plugin-assets config is unusable, and the export would replace it).
     """
-    top = os.path.join(run_dir, CONFIG_FILENAME)
-    if os.path.exists(top):
+    top = fallback_path(run_dir)
+    if os.path.exists(top) and not _is_portable_copy(top):
         _parse(top)
         raise ValueError(
             f"Cannot export into {run_dir!r}: it holds a {CONFIG_FILENAME} that projector_export did not write "
@@ -56,6 +78,12 @@ def read_config(run_dir: str) -> ProjectorConfig:
         config.CopyFrom(known[1])
         return config
     return _parse(path)
+
+
+def _is_portable_copy(path: str) -> bool:
+    """Whether `path` starts with `FALLBACK_MARKER` (read without parsing: the export rewrites the copy)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.readline().rstrip("\n") == FALLBACK_MARKER
 
 
 def _identity(path: str) -> tuple[int, int, int]:
@@ -103,11 +131,14 @@ def keep_only(config: ProjectorConfig, tensor_names: set[str]) -> None:
 
 
 def stage_config(run_dir: str, config: ProjectorConfig) -> str:
-    """Writes `config` to `staged_path` (not yet the run's); returns the path it will be renamed to."""
+    """Writes `config` to `staged_path` and its portable copy to `staged_fallback_path` (neither is the
+    run's yet); returns the path the config will be renamed to."""
     path = os.path.abspath(config_path(run_dir))
     known = _WRITTEN.get(path)
     texts = {} if known is None else known[2]
-    write_new(staged_path(run_dir), _to_text(config, texts))
+    text, portable_text = _to_texts(config, texts)
+    write_new(staged_path(run_dir), text)
+    write_new(staged_fallback_path(run_dir), f"{FALLBACK_MARKER}\n{portable_text}")
     _WRITTEN[path] = ((0, 0, 0), config, texts)
     return path
 
@@ -119,24 +150,43 @@ def staged_was_published(run_dir: str) -> None:
     _WRITTEN[path] = (_identity(path), config, texts)
 
 
-def _to_text(config: ProjectorConfig, texts: dict[bytes, str]) -> str:
-    """`text_format.MessageToString(config)`, reusing the text of entries printed before (keyed by their bytes)."""
+def _portable_entry(entry: EmbeddingInfo) -> EmbeddingInfo:
+    """`entry` as the portable copy lists it: metadata and sprite paths relative to the run directory."""
+    copy = EmbeddingInfo()
+    copy.CopyFrom(entry)
+    if copy.metadata_path:
+        copy.metadata_path = os.path.join(ASSETS_DIRNAME, copy.metadata_path)
+    if copy.sprite.image_path:
+        copy.sprite.image_path = os.path.join(ASSETS_DIRNAME, copy.sprite.image_path)
+    return copy
+
+
+def _entry_text(entry: EmbeddingInfo) -> str:
+    body = "".join(f"  {line}\n" for line in text_format.MessageToString(entry).splitlines())
+    return f"embeddings {{\n{body}}}\n"
+
+
+def _to_texts(config: ProjectorConfig, texts: dict[bytes, tuple[str, str]]) -> tuple[str, str]:
+    """`text_format.MessageToString` of `config` and of its portable copy (no checkpoint path, paths
+    relative to the run directory), reusing the text of entries printed before (keyed by their bytes)."""
     header = ProjectorConfig()
     header.CopyFrom(config)
     del header.embeddings[:]
     parts = [text_format.MessageToString(header)]
+    header.ClearField("model_checkpoint_path")
+    portable_parts = [text_format.MessageToString(header)]
     used = {}
     for entry in config.embeddings:
         key = entry.SerializeToString(deterministic=True)
-        text = texts.get(key)
-        if text is None:
-            body = "".join(f"  {line}\n" for line in text_format.MessageToString(entry).splitlines())
-            text = f"embeddings {{\n{body}}}\n"
-        used[key] = text
-        parts.append(text)
+        pair = texts.get(key)
+        if pair is None:
+            pair = (_entry_text(entry), _entry_text(_portable_entry(entry)))
+        used[key] = pair
+        parts.append(pair[0])
+        portable_parts.append(pair[1])
     texts.clear()
     texts.update(used)
-    return "".join(parts)
+    return "".join(parts), "".join(portable_parts)
 
 
 def referenced_files(config: ProjectorConfig) -> set[str]:

@@ -63,8 +63,13 @@ class ExportResult:
 
 
 def tensorboard_command(logdir: str | os.PathLike) -> str:
-    """The shell command that opens `logdir` in TensorBoard (quoted for a POSIX shell)."""
-    return f"tensorboard --logdir {shlex.quote(os.fspath(logdir))}"
+    """The shell command that opens `logdir` in TensorBoard (absolute, quoted for a POSIX shell).
+
+    Absolute because TensorBoard's projector spells a run's directory from `--logdir` as given and
+    compares the state file's (relative) bundle path joined with it against the config's absolute
+    one: with a relative `--logdir` they differ, and it re-reads every config on every request.
+    """
+    return f"tensorboard --logdir {shlex.quote(os.path.abspath(os.fspath(logdir)))}"
 
 
 def export_embeddings(
@@ -86,7 +91,9 @@ def export_embeddings(
     `projector_config.pbtxt` (TensorBoard's `ProjectorConfig` proto) naming that bundle, a sprite
     PNG and a metadata TSV (content-addressed, written once however many tensors share them), all
     in the projector's plugin-assets folder `plugins/org_tensorflow_tensorboard_projector/`; the
-    `checkpoint` state file; and an event file if the run has none, so TensorBoard lists the run.
+    `checkpoint` state file and a portable copy of the config at the top of the run, both naming
+    files relative to the run, which TensorBoard reads when the log dir was moved or copied; and
+    an event file if the run has none, so TensorBoard lists the run.
     Each call only adds its own tensors (the cost does not grow with earlier exports into the run).
     Exporting a name again replaces it if the shape written stays the same; another shape is
     refused (a running TensorBoard keeps serving the tensor it has read): use a new name or run.
@@ -177,7 +184,7 @@ def export_embeddings(
         config_path = config_lib.stage_config(run_dir, new_config)
         kill_points.reached("config-staged")
         checkpoint.publish(run_dir, prefix, previous)
-        written.append(config_path)
+        written += [config_path, os.path.abspath(config_lib.fallback_path(run_dir))]
         _delete_unreferenced_assets(assets_dir, old_config, new_config)
     return ExportResult(
         logdir=logdir,

@@ -155,7 +155,7 @@ def test_a_writer_killed_at_any_point_leaves_a_complete_export_and_the_next_expo
 
     # Nothing is left but the run's current files and the previous generation's bundle.
     top = sorted(p for p in os.listdir(run_dir) if not p.startswith("events.out.tfevents."))
-    assert top == [STATE_FILENAME, "plugins"]
+    assert top == [STATE_FILENAME, "plugins", CONFIG_FILENAME]
     entries = json.loads(ProjectorClient(logdir).get("/info", run="r"))["embeddings"]
     referenced = {e["metadataPath"] for e in entries} | {e["sprite"]["imagePath"] for e in entries}
     bundles = {p.split(".")[0] for p in os.listdir(assets_dir) if p.startswith("embeddings-")}

@@ -157,7 +157,7 @@ def test_two_multi_worker_processes_write_one_run_from_the_chief(tmp_path, mnist
     # Only the chief's run, holding what a run holds; no worker leftovers anywhere.
     assert os.listdir(logdir) == ["mw"]
     assert _contents(logdir / "mw") == sorted(
-        ["checkpoint", "checkpoints", "events.out.tfevents", "model.keras", "plugins"])
+        ["checkpoint", "checkpoints", "events.out.tfevents", "model.keras", "plugins", "projector_config.pbtxt"])
     assert sorted(os.listdir(logdir / "mw" / "checkpoints")) == ["step_000020.keras", "step_000040.keras"]
     assert [os.listdir(cwd) for cwd in cwds] == [[], []]
     assert "Separability" in chief and "Separability" not in worker  # the snapshots were computed once

