@@ -13,6 +13,7 @@ Public API (everything else is internal):
       layers (and Embedding weights) as `<layer>/step_<step>` tensors; with labels also error-case metadata and
       `separability/<layer>` scalars (docs/callback.md).
   export_model_layers(model, inputs, labels, logdir, *, ...): the same arguments, once, after training.
+  SharedScores(): passed to EmbeddingSnapshots and ImageLogger, one forward pass of the probe on a step both log.
   knn_separability(features, labels, *, k=5): leave-one-out k-NN accuracy of labels in a feature space.
   ImageLogger(writer_or_run_dir, images, labels, *, every=...): Keras callback, the seeds' pictures in IMAGES.
   grad_cam(model, images, ...), filter_patterns(model, conv_layer, ...): the two costly pictures on their own.
@@ -26,7 +27,7 @@ from projector_export.metadata import MAX_SPRITE_SIZE_PX
 from projector_export.standalone import StandaloneResult, export_standalone
 
 _IMAGES_API = ("ImageLogger", "grad_cam", "filter_patterns")  # issue 5: TensorBoard images during training
-_SNAPSHOTS_API = ("EmbeddingSnapshots", "export_model_layers")  # issue 4: layer snapshots (need Keras too)
+_SNAPSHOTS_API = ("EmbeddingSnapshots", "SharedScores", "export_model_layers")  # issue 4: layer snapshots (need Keras too)
 
 
 __all__ = [
