@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -135,28 +136,36 @@ def _shape(array) -> str:
 
 
 def runs(args) -> None:
-    common = ["--model", args.model, "--steps", str(args.steps), "--seed", "0", "--verbose", "0"]
+    common = ["--model", args.model, "--steps", str(args.steps)]  # exactly the command
     sides = {"defaults": [], "off": ["--snapshot-every", "0", "--images-every", "0"]}
     seconds: dict[str, list[float]] = {side: [] for side in sides}
+    cpu: dict[str, list[float]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory(prefix="default_run_cost-") as logdir:
         for pair in range(args.pairs):
             order = list(sides) if pair % 2 == 0 else list(sides)[::-1]
             for side in order:
                 command = [sys.executable, "-m", "training.train", *common, *sides[side], "--logdir", logdir,
                            "--run", f"{side}-{pair}"]
-                start = time.perf_counter()
+                start, before = time.perf_counter(), _children_cpu()
                 subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
                 seconds[side].append(time.perf_counter() - start)
-                print(f"pair {pair} {side}: {seconds[side][-1]:.1f} s (load average {os.getloadavg()[0]:.1f})",
-                      flush=True)
+                cpu[side].append(_children_cpu() - before)
+                print(f"pair {pair} {side}: {seconds[side][-1]:.1f} s wall, {cpu[side][-1]:.1f} s CPU "
+                      f"(load average {os.getloadavg()[0]:.1f})", flush=True)
     on, off = statistics.median(seconds["defaults"]), statistics.median(seconds["off"])
     ratios = [a / b for a, b in zip(seconds["defaults"], seconds["off"], strict=True)]
     print(f"\n`projector-train --model {args.model} --steps {args.steps}` (whole runs incl. start-up, "
           f"{args.pairs} alternating pairs, {os.cpu_count()} cores)\n")
-    print("| run | median s | all s |\n|---|---:|---|")
-    print(f"| --snapshot-every 0 --images-every 0 | {off:.1f} | {', '.join(f'{s:.1f}' for s in seconds['off'])} |")
-    print(f"| defaults | {on:.1f} | {', '.join(f'{s:.1f}' for s in seconds['defaults'])} |")
+    print("| run | median wall s | all wall s | median CPU s |\n|---|---:|---|---:|")
+    for side, label in (("off", "--snapshot-every 0 --images-every 0"), ("defaults", "defaults")):
+        print(f"| {label} | {statistics.median(seconds[side]):.1f} | "
+              f"{', '.join(f'{s:.1f}' for s in seconds[side])} | {statistics.median(cpu[side]):.1f} |")
     print(f"\nratio of the medians: {on / off:.3f}; median of the pair ratios: {statistics.median(ratios):.3f}")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def jit(args) -> None:

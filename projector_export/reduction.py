@@ -26,11 +26,10 @@ _OVERSAMPLING = 10
 _SKETCH_ROWS = 2048
 # Power iterations on the sample: each sharpens the subspace for slowly decaying spectra.
 _POWER_ITERATIONS = 1
-# BLAS threads for the PCA: half the cores (at least one). OpenBLAS threads spin while they
-# wait, so on a busy machine (or beside the sprite encoding, which runs at the same time)
-# a PCA with every core was 3× slower and erratic (10,000×1024 on 2 shared cores: median
-# 1.4 s with 2 threads vs 0.47 s with 1).
-_BLAS_THREADS = max(1, (os.cpu_count() or 2) // 2)
+# BLAS threads for the PCA: every core. On a quiet machine that is the fastest choice (see
+# docs/cost.md); OpenBLAS threads spin while they wait, so on a machine already busy with other
+# work a PCA with every core becomes slower and erratic, which is why this stays one setting.
+_BLAS_THREADS = max(1, os.cpu_count() or 1)
 # Rows per block where a temporary copy of the rows is needed.
 _BLOCK_ROWS = 1024
 # Fixed seed: the same input always gives the same output.
