@@ -265,18 +265,22 @@ class LayerOutputs:
     def __call__(self, inputs) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Returns ``({layer: N x D float32}, model output N x ...)`` for `inputs` (as the model takes them).
 
-        Batches go through the compiled predict step and straight into preallocated arrays: conv outputs are
-        hundreds of MB for thousands of images, and `predict`'s list-then-concatenate would copy them twice.
+        Batches go through the compiled predict step (what `predict_on_batch` runs) and straight into
+        preallocated arrays: conv outputs are hundreds of MB for thousands of images, and `predict_on_batch`
+        copies each batch's tensors into new arrays before they are copied again here; read through a view
+        instead, each output is copied once.
         """
         n = num_rows(inputs)
+        self._extractor.make_predict_function()
         flat: list[np.ndarray] = []
         for start in range(0, n, self.BATCH_SIZE):
-            results = self._extractor.predict_on_batch(_rows(inputs, start, start + self.BATCH_SIZE))
+            results = self._extractor.predict_function([(_rows(inputs, start, start + self.BATCH_SIZE),)])
             results = results if isinstance(results, (list, tuple)) else [results]
             if not flat:
                 flat = [np.empty((n, int(np.prod(r.shape[1:]))), dtype=np.float32) for r in results]
             for out, result in zip(flat, results, strict=False):
-                out[start : start + len(result)] = np.asarray(result).reshape(len(result), -1)
+                view = np.asarray(result)  # the tensor's own buffer, no copy
+                out[start : start + len(view)] = view.reshape(len(view), -1)
         return dict(zip(self.layers, flat, strict=False)), flat[self._model_output_index]
 
 
