@@ -57,3 +57,19 @@ def test_small_inputs_use_the_exact_svd():
     expected, ratio = exact(x, 8)
     np.testing.assert_allclose(np.abs(result.coordinates), np.abs(expected), rtol=1e-4, atol=1e-4)
     assert result.explained_variance_ratio == pytest.approx(ratio, rel=1e-6)
+
+
+def test_output_does_not_depend_on_the_blas_threads(monkeypatch):
+    """The big products run on every core and the rest on one: the same coordinates as on one thread, up to the
+    rounding of float32 sums split differently between threads."""
+    from projector_export import reduction
+
+    x = low_rank(3000, 600, rank=40, seed=3) + np.random.default_rng(4).standard_normal((3000, 600)).astype(np.float32)
+    monkeypatch.setattr(reduction, "_BLAS_THREADS", 1)
+    one = pca(x, 32)
+    monkeypatch.setattr(reduction, "_BLAS_THREADS", 2)
+    two = pca(x, 32)
+    assert one.method == two.method == "randomized"
+    scale = float(np.abs(one.coordinates).max())
+    np.testing.assert_allclose(two.coordinates, one.coordinates, rtol=0, atol=1e-5 * scale)
+    assert two.explained_variance_ratio == pytest.approx(one.explained_variance_ratio, abs=1e-6)
