@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -132,6 +133,7 @@ def parts(args) -> None:
         filter_patterns(model, layer, steps=logger.pattern_steps, value_range=(low, high))
         for layer in conv_layers(model)])
     logger._get_writer().close()
+    shutil.rmtree(logdir, ignore_errors=True)
     _print_rows("Pictures")
 
 
