@@ -27,7 +27,8 @@ from projector_export.metadata import MAX_SPRITE_SIZE_PX
 from projector_export.standalone import StandaloneResult, export_standalone
 
 _IMAGES_API = ("ImageLogger", "grad_cam", "filter_patterns")  # issue 5: TensorBoard images during training
-_SNAPSHOTS_API = ("EmbeddingSnapshots", "SharedScores", "export_model_layers")  # issue 4: layer snapshots (need Keras too)
+# issue 4: layer snapshots (need Keras too)
+_SNAPSHOTS_API = ("EmbeddingSnapshots", "SharedScores", "export_model_layers")
 
 
 __all__ = [
