@@ -18,6 +18,7 @@ Public API (everything else is internal):
   export_model_layers(model, inputs, labels, logdir, *, ...): the same arguments, once, after training.
   take_probe(images, labels, size): the first `size` examples, the fixed probe set of the snapshots.
   resolve_layers(model, names): checks layer names against a model (None: every convolution and dense layer).
+  SharedScores(): passed to EmbeddingSnapshots and ImageLogger, one forward pass of the probe on a step both log.
   knn_separability(features, labels, *, k=5): leave-one-out k-NN accuracy of labels in a feature space.
   ImageLogger(writer_or_run_dir, images, labels, *, every=...): Keras callback, the seeds' pictures in IMAGES.
   grad_cam(model, images, ...), filter_patterns(model, conv_layer, ...): the two costly pictures on their own.
@@ -38,7 +39,7 @@ from projector_export.watch import checkpoint_steps, exported_steps, follow_chec
 
 # Imported on first use (they need Keras, seconds to import): TensorBoard images during training, layer snapshots.
 _IMAGES_API = ("ImageLogger", "grad_cam", "filter_patterns")
-_SNAPSHOTS_API = ("EmbeddingSnapshots", "export_model_layers", "take_probe", "resolve_layers")
+_SNAPSHOTS_API = ("EmbeddingSnapshots", "SharedScores", "export_model_layers", "take_probe", "resolve_layers")
 
 
 __all__ = [

@@ -265,18 +265,22 @@ class LayerOutputs:
     def __call__(self, inputs) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Returns ``({layer: N x D float32}, model output N x ...)`` for `inputs` (as the model takes them).
 
-        Batches go through the compiled predict step and straight into preallocated arrays: conv outputs are
-        hundreds of MB for thousands of images, and `predict`'s list-then-concatenate would copy them twice.
+        Batches go through the compiled predict step (what `predict_on_batch` runs) and straight into
+        preallocated arrays: conv outputs are hundreds of MB for thousands of images, and `predict_on_batch`
+        copies each batch's tensors into new arrays before they are copied again here; read through a view
+        instead, each output is copied once.
         """
         n = num_rows(inputs)
+        self._extractor.make_predict_function()
         flat: list[np.ndarray] = []
         for start in range(0, n, self.BATCH_SIZE):
-            results = self._extractor.predict_on_batch(_rows(inputs, start, start + self.BATCH_SIZE))
+            results = self._extractor.predict_function([(_rows(inputs, start, start + self.BATCH_SIZE),)])
             results = results if isinstance(results, (list, tuple)) else [results]
             if not flat:
                 flat = [np.empty((n, int(np.prod(r.shape[1:]))), dtype=np.float32) for r in results]
             for out, result in zip(flat, results, strict=False):
-                out[start : start + len(result)] = np.asarray(result).reshape(len(result), -1)
+                view = np.asarray(result)  # the tensor's own buffer, no copy
+                out[start : start + len(view)] = view.reshape(len(view), -1)
         return dict(zip(self.layers, flat, strict=False)), flat[self._model_output_index]
 
 
@@ -297,3 +301,44 @@ def predict_scores(model: keras.Model, inputs) -> np.ndarray:
     elif isinstance(scores, (list, tuple)):
         scores = scores[0]
     return np.asarray(scores)
+
+
+class SharedScores:
+    """The model's first output on fixed inputs at one optimizer step, handed from the callback that ran the
+    forward pass to the next one that needs it on the same step, so the two run it once.
+
+    Snapshots `put` the class scores of their probe; the pictures `take` those of their test images and predict
+    only the rows the probe does not cover (the probe is the first rows of the test images in `projector-train`).
+    Scores of another step, or of inputs that are not the first rows of the images asked for, are never handed
+    out.
+
+    Example:
+        shared = SharedScores()
+        callbacks = [EmbeddingSnapshots(x_test[:5000], ..., shared_scores=shared),
+                     ImageLogger(writer, x_test, y_test, shared_scores=shared)]
+    """
+
+    def __init__(self):
+        self._step: int | None = None
+        self._inputs: np.ndarray | None = None
+        self._scores: np.ndarray | None = None
+
+    def put(self, step: int, inputs, scores: np.ndarray) -> None:
+        """Keeps `scores` (N×C, row i = input row i) of the array `inputs` at optimizer `step`."""
+        if isinstance(inputs, np.ndarray) and len(scores) == len(inputs):
+            self._step, self._inputs, self._scores = step, inputs, scores
+        else:
+            self.clear()
+
+    def take(self, step: int, images: np.ndarray) -> np.ndarray | None:
+        """The kept scores when they are of `step` and their inputs equal the first rows of `images`, else None."""
+        inputs = self._inputs
+        if self._step != step or inputs is None or len(inputs) > len(images):
+            return None
+        head = images[: len(inputs)]
+        if head.shape != inputs.shape or not np.array_equal(head, inputs):
+            return None
+        return self._scores
+
+    def clear(self) -> None:
+        self._step = self._inputs = self._scores = None

@@ -8,11 +8,12 @@ small fraction of the size; the share of variance kept is reported.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 # Reduce by default only above this width: below it the tensor is small and the browser's
 # own PCA is exact (it projects randomly only above 200 dimensions).
@@ -26,10 +27,11 @@ _OVERSAMPLING = 10
 _SKETCH_ROWS = 2048
 # Power iterations on the sample: each sharpens the subspace for slowly decaying spectra.
 _POWER_ITERATIONS = 1
-# BLAS threads for the PCA: half the cores (at least one). OpenBLAS threads spin while they
-# wait, so on a busy machine (or beside the sprite encoding, which runs at the same time)
-# a PCA with every core was slower and erratic (docs/benchmarks.md).
-_BLAS_THREADS = max(1, (os.cpu_count() or 2) // 2)
+# BLAS threads of the PCA's big products (rows of X times the basis): every core, the fastest
+# choice on a quiet machine (docs/cost.md). Every other product (Gram matrices of tall-skinny
+# arrays, small right-hand sides) runs on one thread: OpenBLAS splits those poorly and its
+# threads spin while they wait, which made them many times slower on a busy machine.
+_BLAS_THREADS = max(1, os.cpu_count() or 1)
 # Rows per block where a temporary copy of the rows is needed.
 _BLOCK_ROWS = 1024
 # Fixed seed: the same input always gives the same output.
@@ -60,12 +62,28 @@ def pca(x: np.ndarray, n_components: int) -> PCAResult:
     (Rayleigh–Ritz). That costs about two passes over X and no N×k QR or SVD, which is what
     makes it fast (see benchmarks/export_bench.py). The coordinates written are the exact
     orthogonal projection of X on k directions, and the ratio reported is the exact share of
-    variance they keep; it is a little below the best possible share (MNIST-like 10,000×1024
-    ReLU features: 85% vs 86.6% for the exact top 128). Components are sign-normalised
+    variance they keep; it is a little below the best possible share (docs/benchmarks.md compares
+    it with the exact top components). Components are sign-normalised
     (largest loading positive), and the sketch seeded, so the output is deterministic.
     """
-    with threadpool_limits(limits=_BLAS_THREADS, user_api="blas"):
+    with _blas_threads(1):
         return _pca(x, n_components)
+
+
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _blas_threads(limit: int):
+    """A context that runs the BLAS calls inside it on `limit` threads."""
+    return _threadpools().limit(limits=limit, user_api="blas")
+
+
+def _wide_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b on `_BLAS_THREADS` threads: for the products whose every dimension but one is large."""
+    with _blas_threads(_BLAS_THREADS):
+        return a @ b
 
 
 def _pca(x: np.ndarray, n_components: int) -> PCAResult:
@@ -113,10 +131,10 @@ def _randomized(x: np.ndarray, mean: np.ndarray, k: int, width: int) -> tuple[np
     # The subspace: power iterations with the covariance of a row sample, W ← orth(Sᵀ S W).
     basis = rng.standard_normal((x.shape[1], width), dtype=np.float32)
     for _ in range(_POWER_ITERATIONS + 1):
-        y = sample @ basis - mean @ basis                                     # S W,      m×w
-        basis = _orthonormal_columns(sample.T @ y - np.outer(mean, y.sum(axis=0)))  # Sᵀ S W,  D×w
+        y = _wide_product(sample, basis) - mean @ basis                       # S W,      m×w
+        basis = _orthonormal_columns(_wide_product(sample.T, y) - np.outer(mean, y.sum(axis=0)))  # Sᵀ S W
     # Rayleigh–Ritz with every row: the exact PCA of X inside span(W).
-    z = x @ basis - mean @ basis                       # Xc W,            N×w'
+    z = _wide_product(x, basis) - mean @ basis         # Xc W,            N×w'
     gram = (z.T @ z).astype(np.float64)                # Wᵀ Xcᵀ Xc W,     w'×w'
     _, eigenvectors = np.linalg.eigh(gram)
     top = eigenvectors[:, ::-1][:, :k].astype(np.float32)

@@ -32,6 +32,7 @@ from .defaults import DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE
 from .metadata_tsv import check_metadata
 from .model_layers import (
     LayerOutputs,
+    SharedScores,
     has_layer_graph,
     named_layers,
     num_rows,
@@ -149,7 +150,7 @@ class LayerSnapshotter:
                 )
             self.layers: list[str] = []
             self.n = 0
-            self.labels = self.thumbnails = self.user_columns = self.class_names = None
+            self.labels = self.thumbnails = self.user_columns = self.class_names = self.last_scores = None
             return
         if features is not None and not callable(features):
             raise TypeError(f"Invalid value for argument `features`: expected a callable (model, inputs) -> "
@@ -188,6 +189,8 @@ class LayerSnapshotter:
             self._check_class_count(model)
         self._outputs: LayerOutputs | None = None
         self._class_images = None
+        self.last_scores: np.ndarray | None = None
+        """The model's first output on the probe at the last snapshot (N×C class scores), None when it is not."""
 
     def _check_class_count(self, model: keras.Model) -> None:
         """Labels and class names against the model's class scores, when its output shape is known already."""
@@ -283,6 +286,7 @@ class LayerSnapshotter:
             if self._outputs is None:  # at the first snapshot: `fit` may not have built a Sequential before
                 self._outputs = LayerOutputs(self.model, self.layers, self.inputs)
             tensors, scores = self._outputs(self.inputs)
+            self.last_scores = scores if scores.ndim == 2 else None
             if self._outputs.output_rank != 2:
                 scores = scores[:, :0]  # not class scores: no error-case columns
         if self.features is not None:
@@ -297,6 +301,7 @@ class LayerSnapshotter:
         if scores is None and self.labels is not None:
             scores = predict_scores(self.model, self.inputs)
             scores = scores if scores.ndim == 2 else scores[:, :0]
+            self.last_scores = scores if scores.shape[1] else None
         return tensors, scores
 
     def _class_scores(self, scores: np.ndarray | None) -> np.ndarray | None:
@@ -378,6 +383,8 @@ class EmbeddingSnapshots(keras.callbacks.Callback):
             of its own in the run directory, created at the first snapshot).
         model: optionally the model, to check everything right away.
         verbose: print the separability table at the end of training.
+        shared_scores: a `SharedScores` that receives the probe's class scores at every snapshot, for an
+            `ImageLogger` on the same step (which then does not predict the probe's rows again).
 
     Example:
         model.fit(x, y, callbacks=[EmbeddingSnapshots(x_test[:2000], y_test[:2000], "logs", run="mlp", every=500)])
@@ -401,6 +408,7 @@ class EmbeddingSnapshots(keras.callbacks.Callback):
         writer: tf.summary.SummaryWriter | None = None,
         model: keras.Model | None = None,
         verbose: bool = True,
+        shared_scores: SharedScores | None = None,
     ):
         super().__init__()
         self.every = check_int("every", every, minimum=0, hint="(0: off)")
@@ -410,6 +418,10 @@ class EmbeddingSnapshots(keras.callbacks.Callback):
                           metadata=metadata, class_names=class_names, embedding_layers=embedding_layers,
                           features=features)
         self.verbose = verbose
+        if shared_scores is not None and not isinstance(shared_scores, SharedScores):
+            raise TypeError(f"Invalid value for argument `shared_scores`: expected a SharedScores or None, "
+                            f"received {type(shared_scores).__name__}.")
+        self.shared_scores = shared_scores
         self.snapshotter: LayerSnapshotter | None = None
         self._writer, self._own_writer = writer, writer is None
         self._last_snapshot: int | None = None
@@ -455,6 +467,8 @@ class EmbeddingSnapshots(keras.callbacks.Callback):
             self._writer = tf.summary.create_file_writer(run_dir)
         record = self.snapshotter.snapshot(step, self._total_steps, self._writer)
         self._last_snapshot = step
+        if self.shared_scores is not None and self.snapshotter.last_scores is not None:
+            self.shared_scores.put(step, self.snapshotter.inputs, self.snapshotter.last_scores)
         with self._writer.as_default(step=step):
             for layer, value in record.separability.items():
                 tf.summary.scalar(f"{SEPARABILITY_TAG}/{layer}", value)

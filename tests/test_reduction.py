@@ -78,3 +78,17 @@ def test_a_rank_one_wide_tensor_has_one_nonzero_coordinate():
     np.testing.assert_allclose(result.coordinates[:, 0], u - u.mean(), atol=1e-3)
     np.testing.assert_allclose(result.coordinates[:, 1:], 0.0, atol=1e-3)
     assert result.explained_variance_ratio == pytest.approx(1.0, abs=1e-6)
+def test_output_does_not_depend_on_the_blas_threads(monkeypatch):
+    """The big products run on every core and the rest on one: the same coordinates as on one thread, up to the
+    rounding of float32 sums split differently between threads."""
+    from projector_export import reduction
+
+    x = low_rank(3000, 600, rank=40, seed=3) + np.random.default_rng(4).standard_normal((3000, 600)).astype(np.float32)
+    monkeypatch.setattr(reduction, "_BLAS_THREADS", 1)
+    one = pca(x, 32)
+    monkeypatch.setattr(reduction, "_BLAS_THREADS", 2)
+    two = pca(x, 32)
+    assert one.method == two.method == "randomized"
+    scale = float(np.abs(one.coordinates).max())
+    np.testing.assert_allclose(two.coordinates, one.coordinates, rtol=0, atol=1e-5 * scale)
+    assert two.explained_variance_ratio == pytest.approx(one.explained_variance_ratio, abs=1e-6)

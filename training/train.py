@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-    from projector_export import ImageLogger
+    from projector_export import ImageLogger, SharedScores
 
 MODEL_FILENAME = "model.keras"
 CHECKPOINTS_DIRNAME = "checkpoints"
@@ -128,27 +128,33 @@ def build_callbacks(
         data: the training and test data (e.g. test images to snapshot activations of).
         writer: the run's one `tf.summary` writer; write summaries with it so that a run has one event file.
     """
+    from projector_export import SharedScores
+
     from .callbacks import PeriodicCheckpoints, StopAtStep, TensorBoardScalars
     from .divergence import StopOnDivergence
 
+    shared = SharedScores()  # the snapshots' forward pass of the probe, reused by the pictures on the same step
     return [
         StopOnDivergence(config.learning_rate),
         StopAtStep(config.steps),
         TensorBoardScalars(writer, log_every=config.log_every),
-        *_snapshot_callbacks(config, run_dir, data, writer),
-        *([_image_logger(config, data, writer)] if config.images_every else []),
+        *_snapshot_callbacks(config, run_dir, data, writer, shared),
+        *([_image_logger(config, data, writer, shared)] if config.images_every else []),
         *([PeriodicCheckpoints(run_dir / CHECKPOINTS_DIRNAME, config.checkpoint_every, keep=config.keep_checkpoints,
                                total_steps=config.steps)] if config.checkpoint_every else []),
     ]
 
 
-def _image_logger(config: TrainConfig, data: MnistData, writer: tf.summary.SummaryWriter) -> ImageLogger:
+def _image_logger(
+    config: TrainConfig, data: MnistData, writer: tf.summary.SummaryWriter, shared: SharedScores | None = None
+) -> ImageLogger:
     """Filters, feature maps, confusion matrix, misclassified, Grad-CAM on the whole test set; patterns at the end."""
     from projector_export import ImageLogger
 
     return ImageLogger(
         writer, data.test_images, data.test_labels, every=config.images_every, grad_cam_images=config.images_samples,
         misclassified=config.images_samples, class_names=data.class_names, batch_size=config.eval_batch_size,
+        shared_scores=shared,
     )
 
 
@@ -165,7 +171,8 @@ def _check_snapshot_settings(config: TrainConfig, data: MnistData) -> None:
 
 
 def _snapshot_callbacks(
-    config: TrainConfig, run_dir: Path, data: MnistData, writer: tf.summary.SummaryWriter
+    config: TrainConfig, run_dir: Path, data: MnistData, writer: tf.summary.SummaryWriter,
+    shared: SharedScores | None = None,
 ) -> list[keras.callbacks.Callback]:
     """Layer snapshots of the first `probe_size` test images into this run (none when `snapshot_every` is 0)."""
     from projector_export import EmbeddingSnapshots, take_probe
@@ -175,7 +182,7 @@ def _snapshot_callbacks(
     images, labels = take_probe(data.test_images, data.test_labels, config.probe_size)
     return [EmbeddingSnapshots(
         images, labels, run_dir.parent, run=run_dir.name, every=config.snapshot_every, layers=config.layers,
-        class_names=data.class_names, total_steps=config.steps, writer=writer,
+        class_names=data.class_names, total_steps=config.steps, writer=writer, shared_scores=shared,
     )]
 
 

@@ -14,7 +14,13 @@ from projector_export.images import render
 from projector_export.images.confusion import confusion_matrix, markdown_table, worst_misclassified
 from projector_export.images.filter_patterns import filter_patterns
 from projector_export.images.grad_cam import grad_cam
-from projector_export.model_layers import class_probabilities, conv_layers, extractor, feature_map_layers
+from projector_export.model_layers import (
+    SharedScores,
+    class_probabilities,
+    conv_layers,
+    extractor,
+    feature_map_layers,
+)
 from projector_export.schedule import is_due, optimizer_step
 from projector_export.validation import check_int
 
@@ -57,6 +63,9 @@ class ImageLogger(keras.callbacks.Callback):
         pattern_steps: gradient-ascent steps for filter patterns at the end of training; 0 turns them off.
         class_names: names written for the classes; default ``0 .. K-1``.
         batch_size: batch size for predicting the test set.
+        shared_scores: a `SharedScores` filled by `EmbeddingSnapshots` running before this callback: on a step
+            where it holds the scores of the first test images (the snapshots' probe), only the other test
+            images are predicted here.
 
     Example:
 
@@ -79,6 +88,7 @@ class ImageLogger(keras.callbacks.Callback):
         pattern_steps: int = 30,
         class_names: Sequence[str] | None = None,
         batch_size: int = 1000,
+        shared_scores: SharedScores | None = None,
     ):
         super().__init__()
         images = np.asarray(images)
@@ -99,6 +109,10 @@ class ImageLogger(keras.callbacks.Callback):
             )
         every = check_int("every", every, minimum=0, hint="(0: off)")
         batch_size = check_int("batch_size", batch_size)
+        if shared_scores is not None and not isinstance(shared_scores, SharedScores):
+            raise TypeError(f"Invalid value for argument `shared_scores`: expected a SharedScores or None, "
+                            f"received {type(shared_scores).__name__}.")
+        self.shared_scores = shared_scores
         counts = dict(
             feature_map_images=feature_map_images,
             grad_cam_images=grad_cam_images,
@@ -199,16 +213,22 @@ class ImageLogger(keras.callbacks.Callback):
             tiles = np.stack([render.gray(_first_channel(image), low, high) for image in images])
         return np.stack([render.upscale(tile, factor) for tile in tiles])
 
-    def _probabilities(self) -> np.ndarray:
-        scores = self.model.predict(self.images, batch_size=self.batch_size, verbose=0)
-        scores = scores[0] if isinstance(scores, (list, tuple)) else scores
-        return class_probabilities(self.model, scores)
+    def _probabilities(self, step: int | None = None) -> np.ndarray:
+        """Class probabilities of the test images at `step`: the rows `shared_scores` holds for it, the rest
+        predicted."""
+        shared = None if self.shared_scores is None or step is None else self.shared_scores.take(step, self.images)
+        done = 0 if shared is None else len(shared)
+        parts = [] if shared is None else [shared]
+        if done < len(self.images):
+            scores = self.model.predict(self.images[done:], batch_size=self.batch_size, verbose=0)
+            parts.append(scores[0] if isinstance(scores, (list, tuple)) else scores)
+        return class_probabilities(self.model, np.concatenate(parts) if len(parts) > 1 else parts[0])
 
     # Pictures --------------------------------------------------------------------------------------------
 
     def _log(self, step: int):
         self._last_logged = step
-        probabilities = self._probabilities()
+        probabilities = self._probabilities(step)
         with self._get_writer().as_default(step=step):
             self._log_filters()
             self._log_feature_maps()

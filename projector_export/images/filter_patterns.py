@@ -57,17 +57,24 @@ def filter_patterns(
 
 
 def _ascend(to_input, layer, x, first_filter, steps, step, low, high):
-    x = tf.Variable(x)
+    """`steps` gradient-ascent steps on the batch `x`, one compiled graph for all of them (eager steps cost
+    several times the arithmetic)."""
     filters = tf.range(first_filter, first_filter + x.shape[0])
-    for _ in range(steps):
-        with tf.GradientTape() as tape:
-            pre = layer.convolution_op(to_input(x, training=False), layer.kernel)
-            if layer.use_bias:
-                pre = pre + layer.bias
-            response = (layer.activation(pre) if layer.activation is not None else pre) + LEAK * pre
-            per_filter = tf.gather(tf.reduce_mean(response, axis=(1, 2)), filters, batch_dims=1)
-            objective = tf.reduce_sum(per_filter)
-        gradient = tape.gradient(objective, x)
-        rms = tf.sqrt(tf.reduce_mean(tf.square(gradient), axis=tuple(range(1, len(x.shape))), keepdims=True))
-        x.assign(tf.clip_by_value(x + step * tf.math.divide_no_nan(gradient, rms), low, high))
-    return x.numpy()
+
+    @tf.function
+    def climb(x):
+        for _ in tf.range(steps):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                pre = layer.convolution_op(to_input(x, training=False), layer.kernel)
+                if layer.use_bias:
+                    pre = pre + layer.bias
+                response = (layer.activation(pre) if layer.activation is not None else pre) + LEAK * pre
+                per_filter = tf.gather(tf.reduce_mean(response, axis=(1, 2)), filters, batch_dims=1)
+                objective = tf.reduce_sum(per_filter)
+            gradient = tape.gradient(objective, x)
+            rms = tf.sqrt(tf.reduce_mean(tf.square(gradient), axis=tuple(range(1, len(x.shape))), keepdims=True))
+            x = tf.clip_by_value(x + step * tf.math.divide_no_nan(gradient, rms), low, high)
+        return x
+
+    return climb(tf.constant(x)).numpy()

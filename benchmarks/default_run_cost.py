@@ -1,0 +1,217 @@
+"""What a default `projector-train` run pays for its snapshots and pictures, part by part and as a whole.
+
+Three measurements (each prints a Markdown table; wall seconds and CPU seconds of this process, CPU being the
+less noisy one on a shared machine):
+
+  parts  one snapshot of a model trained `--train-steps` steps, split into its parts (the probe's forward pass,
+         the PCA of each wide layer with the variance it keeps, the k-NN separability of each layer, the
+         export write, the class embedding), the whole snapshot as its separability table shows it, and the
+         pictures' parts (predicting the test images, one periodic log, the filter patterns at the end);
+  runs   whole `projector-train --model M --steps S` runs, defaults vs `--snapshot-every 0 --images-every 0`,
+         in alternating pairs (subprocesses): the median of each side and their ratio (target <= 1.05);
+  jit    `model.fit` with and without XLA (`jit_compile=True`), alternating: seconds and test accuracy.
+
+    MNIST_DATA_DIR=/work/shared/data/mnist python benchmarks/default_run_cost.py parts --model lenet
+    MNIST_DATA_DIR=/work/shared/data/mnist python benchmarks/default_run_cost.py runs --model lenet --pairs 3
+    MNIST_DATA_DIR=/work/shared/data/mnist python benchmarks/default_run_cost.py jit --model lenet --steps 300
+
+`parts` uses only functions that predate the speed-ups, so running it with another checkout first on
+PYTHONPATH measures that checkout ("before").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROWS: list[tuple[str, float, float, str]] = []
+
+
+def _timed(label: str, work, note=""):
+    """Runs `work()`, records its wall and CPU seconds; `note` may be a function of the result."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = work()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    ROWS.append((label, wall, cpu, note(result) if callable(note) else note))
+    return result
+
+
+def _print_rows(title: str) -> None:
+    print(f"\n{title}\n\n| part | wall s | CPU s | note |\n|---|---:|---:|---|")
+    for label, wall, cpu, note in ROWS:
+        print(f"| {label} | {wall:.2f} | {cpu:.2f} | {note} |")
+    ROWS.clear()
+
+
+def _trained(model_name: str, steps: int):
+    import keras
+
+    from training.mnist import load_mnist
+    from training.models import build_model, compile_model
+
+    data = load_mnist()
+    keras.utils.set_random_seed(0)
+    model = compile_model(build_model(model_name, data.image_shape, data.num_classes), 1e-4)
+    model.fit(data.train_images[: 64 * steps], data.train_labels[: 64 * steps], batch_size=64, epochs=1, verbose=0)
+    return data, model
+
+
+def parts(args) -> None:
+    from projector_export import error_metadata as meta
+    from projector_export.exporter import export_embeddings
+    from projector_export.images import ImageLogger
+    from projector_export.images.filter_patterns import filter_patterns
+    from projector_export.model_layers import LayerOutputs, conv_layers, extractor, feature_map_layers
+    from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM, pca
+    from projector_export.separability import knn_separability
+    from projector_export.snapshots import DEFAULT_PROBE_SIZE, LayerSnapshotter, take_probe
+
+    data, model = _trained(args.model, args.train_steps)
+    x, y = take_probe(data.test_images, data.test_labels, DEFAULT_PROBE_SIZE)
+    logdir = tempfile.mkdtemp(prefix="default_run_cost-")
+    snapshotter = LayerSnapshotter(model, x, y, logdir, run="parts")
+    layers = snapshotter.layers
+    outputs = LayerOutputs(model, layers, x)
+    outputs(x[:500])  # compile the predict function outside the timings
+    for _ in range(3):  # the first call also pays for touching new memory; the row shows the median
+        tensors = scores = None
+        tensors, scores = _timed("forward pass of the probe (all layers)", lambda: outputs(x), lambda result: (
+            f"{len(x)} images; " + ", ".join(f"{name} {_shape(a)}" for name, a in result[0].items())))
+    walls, cpus = zip(*[(row[1], row[2]) for row in ROWS], strict=True)
+    ROWS[:] = [(ROWS[0][0], statistics.median(walls), statistics.median(cpus), ROWS[0][3] + "; median of 3")]
+    reduced = {}
+    for name, array in tensors.items():
+        if array.shape[1] > PCA_THRESHOLD_DIM:
+            result = _timed(f"PCA {name}", lambda a=array: pca(a, DEFAULT_PCA_COMPONENTS), lambda r, a=array: (
+                f"{_shape(a)} -> {r.coordinates.shape[1]}, keeps {r.explained_variance_ratio:.2%} of the variance"))
+            reduced[name] = result.coordinates
+        else:
+            reduced[name] = array
+    for name, array in reduced.items():
+        _timed(f"separability {name}", lambda a=array: knn_separability(a, y), _shape(array))
+    columns = meta.error_metadata(scores, y, data.class_names)
+    _timed("export write (reduce none)", lambda: export_embeddings(
+        logdir, {f"{n}/w": a for n, a in reduced.items()}, run="write", images=x, metadata=columns, reduce="none"))
+    weights = meta.class_embedding(model, scores.shape[1])
+    _timed("class embedding (means + write)", lambda: export_embeddings(
+        logdir, {"class_weights/w": weights}, run="write", images=meta.class_mean_images(x, y, len(weights)),
+        metadata=meta.class_metadata(data.class_names)))
+    del tensors
+    snapshotter.snapshot(0, 10_000)  # first snapshot: traces and writes the sprite
+    records = [_timed(f"whole snapshot (step {step})", lambda s=step: snapshotter.snapshot(s, 10_000))
+               for step in (1, 2, 3)]
+    table_seconds = statistics.median(r.seconds for r in records)
+    _print_rows(f"One {args.model} snapshot ({len(layers)} layers, {len(x)} probe images), model trained "
+                f"{args.train_steps} steps; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(f"\nSnapshot seconds as the separability table shows them (median of 3): {table_seconds:.2f}")
+    print(snapshotter.table())
+
+    logger = ImageLogger(os.path.join(logdir, "pictures"), data.test_images, data.test_labels,
+                         class_names=data.class_names)
+    logger.set_model(model)
+    logger._check_model()
+    logger._feature_layers = feature_map_layers(model)
+    logger._feature_model = extractor(model, [layer.output for layer in logger._feature_layers])
+    logger._log(0)
+    _timed(f"predict the {len(data.test_images)} test images", logger._probabilities)
+    _timed("one periodic picture log, alone", lambda: logger._log(0))
+    if hasattr(logger, "shared_scores") and args.model != "mlp":
+        from projector_export.model_layers import SharedScores
+
+        logger.shared_scores = SharedScores()
+        logger.shared_scores.put(7, x, scores)
+        _timed("one periodic picture log, probe scores shared", lambda: logger._log(7))
+    low, high = logger._value_range
+    _timed("filter patterns (end of training)", lambda: [
+        filter_patterns(model, layer, steps=logger.pattern_steps, value_range=(low, high))
+        for layer in conv_layers(model)])
+    logger._get_writer().close()
+    shutil.rmtree(logdir, ignore_errors=True)
+    _print_rows("Pictures")
+
+
+def _shape(array) -> str:
+    return f"{array.shape[0]}x{array.shape[1]}"
+
+
+def runs(args) -> None:
+    common = ["--model", args.model, "--steps", str(args.steps)]  # exactly the issue's command
+    sides = {"defaults": [], "off": ["--snapshot-every", "0", "--images-every", "0"]}
+    seconds: dict[str, list[float]] = {side: [] for side in sides}
+    cpu: dict[str, list[float]] = {side: [] for side in sides}
+    with tempfile.TemporaryDirectory(prefix="default_run_cost-") as logdir:
+        for pair in range(args.pairs):
+            order = list(sides) if pair % 2 == 0 else list(sides)[::-1]
+            for side in order:
+                command = [sys.executable, "-m", "training.train", *common, *sides[side], "--logdir", logdir,
+                           "--run", f"{side}-{pair}"]
+                start, before = time.perf_counter(), _children_cpu()
+                subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+                seconds[side].append(time.perf_counter() - start)
+                cpu[side].append(_children_cpu() - before)
+                print(f"pair {pair} {side}: {seconds[side][-1]:.1f} s wall, {cpu[side][-1]:.1f} s CPU "
+                      f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+    on, off = statistics.median(seconds["defaults"]), statistics.median(seconds["off"])
+    ratios = [a / b for a, b in zip(seconds["defaults"], seconds["off"], strict=True)]
+    print(f"\n`projector-train --model {args.model} --steps {args.steps}` (whole runs incl. start-up, "
+          f"{args.pairs} alternating pairs, {os.cpu_count()} cores)\n")
+    print("| run | median wall s | all wall s | median CPU s |\n|---|---:|---|---:|")
+    for side, label in (("off", "--snapshot-every 0 --images-every 0"), ("defaults", "defaults")):
+        print(f"| {label} | {statistics.median(seconds[side]):.1f} | "
+              f"{', '.join(f'{s:.1f}' for s in seconds[side])} | {statistics.median(cpu[side]):.1f} |")
+    print(f"\nratio of the medians: {on / off:.3f}; median of the pair ratios: {statistics.median(ratios):.3f}")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def jit(args) -> None:
+    import keras
+
+    from training.mnist import load_mnist
+    from training.models import build_model
+
+    data = load_mnist()
+    n = 64 * args.steps
+    results: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
+    for _ in range(args.pairs):
+        for flag in (False, True):
+            keras.utils.set_random_seed(0)
+            model = build_model(args.model, data.image_shape, data.num_classes)
+            model.compile(optimizer=keras.optimizers.Adam(1e-4), metrics=["accuracy"], jit_compile=flag,
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            model.fit(data.train_images[:64], data.train_labels[:64], batch_size=64, verbose=0)  # compile
+            wall, cpu = time.perf_counter(), time.process_time()
+            model.fit(data.train_images[:n], data.train_labels[:n], batch_size=64, epochs=1, verbose=0, shuffle=False)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            accuracy = model.evaluate(data.test_images, data.test_labels, batch_size=1000, verbose=0)[1]
+            results[flag].append((wall, cpu, accuracy))
+    print(f"\n`model.fit` of {args.model}, {args.steps} steps of batch 64, median of {args.pairs} alternating "
+          f"runs, {os.cpu_count()} cores\n\n| jit_compile | wall s | CPU s | test accuracy |\n|---|---:|---:|---:|")
+    for flag, rows in results.items():
+        wall, cpu, accuracy = (statistics.median(column) for column in zip(*rows, strict=True))
+        print(f"| {flag} | {wall:.1f} | {cpu:.1f} | {accuracy:.4f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=("parts", "runs", "jit"))
+    parser.add_argument("--model", default="lenet")
+    parser.add_argument("--steps", type=int, default=1500, help="runs: steps per run; jit: steps timed")
+    parser.add_argument("--train-steps", type=int, default=300, help="parts: steps trained before the snapshot")
+    parser.add_argument("--pairs", type=int, default=3, help="runs/jit: alternating pairs")
+    args = parser.parse_args()
+    {"parts": parts, "runs": runs, "jit": jit}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
