@@ -27,11 +27,12 @@ _OVERSAMPLING = 10
 _SKETCH_ROWS = 2048
 # Power iterations on the sample: each sharpens the subspace for slowly decaying spectra.
 _POWER_ITERATIONS = 1
-# BLAS threads of the PCA's big products (rows of X times the basis): every core, the fastest
-# choice on a quiet machine (docs/cost.md). Every other product (Gram matrices of tall-skinny
-# arrays, small right-hand sides) runs on one thread: OpenBLAS splits those poorly and its
-# threads spin while they wait, which made them many times slower on a busy machine.
-_BLAS_THREADS = max(1, os.cpu_count() or 1)
+# BLAS threads of the PCA's big products (rows of X times the basis): half the cores (at least
+# one). Every core was faster for the PCA alone on a quiet machine, but not for a whole training
+# with snapshots, where TensorFlow's threads share the cores (docs/cost.md). Every other product
+# (Gram matrices of tall-skinny arrays, small right-hand sides) runs on one thread: OpenBLAS
+# splits those poorly and its threads spin while they wait, many times slower on a busy machine.
+_BLAS_THREADS = max(1, (os.cpu_count() or 2) // 2)
 # Rows per block where a temporary copy of the rows is needed.
 _BLOCK_ROWS = 1024
 # Fixed seed: the same input always gives the same output.
