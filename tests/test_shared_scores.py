@@ -79,9 +79,9 @@ def test_training_with_both_callbacks_runs_the_probe_once_per_shared_step(data, 
     keras.utils.set_random_seed(0)
     model = _tiny_cnn()
     shared = SharedScores()
-    snapshots = EmbeddingSnapshots(x_test[:N_PROBE], y_test[:N_PROBE], tmp_path, run="run", every=0,
+    snapshots = EmbeddingSnapshots(x_test[:N_PROBE], y_test[:N_PROBE], tmp_path, run="run", every=1000,
                                    shared_scores=shared, verbose=False)
-    pictures = ImageLogger(tmp_path / "run", x_test, y_test, every=0, pattern_steps=0, shared_scores=shared)
+    pictures = ImageLogger(tmp_path / "run", x_test, y_test, every=1000, pattern_steps=0, shared_scores=shared)
     counting = _CountingModel(model)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[snapshots, pictures])
     # Start and end of training: both log, and the pictures predict only the 18 rows outside the probe.
