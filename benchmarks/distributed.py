@@ -7,7 +7,7 @@ the first point and the last (no start-up, no tracing, no evaluation inside). Th
 `projector-watch`, and for each checkpoint the lag is the time from the checkpoint's rename to the moment a
 real TensorBoard lists its tensor.
 
-    MNIST_DATA_DIR=/work/shared/data/mnist python benchmarks/distributed.py --steps 120 --repeats 1
+    MNIST_DATA_DIR=/work/shared/data/mnist PYTHONPATH=. python benchmarks/distributed.py --steps 120 --repeats 1
 """
 
 from __future__ import annotations
