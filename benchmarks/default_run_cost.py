@@ -11,9 +11,9 @@ less noisy one on a shared machine):
          in alternating pairs (subprocesses): the median of each side and their ratio (target <= 1.05);
   jit    `model.fit` with and without XLA (`jit_compile=True`), alternating: seconds and test accuracy.
 
-    MNIST_DATA_DIR=/work/shared/data/mnist PYTHONPATH=. python benchmarks/default_run_cost.py parts --model lenet
-    MNIST_DATA_DIR=/work/shared/data/mnist PYTHONPATH=. python benchmarks/default_run_cost.py runs --model lenet --pairs 3
-    MNIST_DATA_DIR=/work/shared/data/mnist PYTHONPATH=. python benchmarks/default_run_cost.py jit --model lenet --steps 300
+    MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py parts --model lenet
+    MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py runs --model lenet --pairs 3
+    MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py jit --model lenet --steps 300
 
 `parts` uses only functions that predate the speed-ups, so running it with another checkout first on
 PYTHONPATH measures that checkout ("before").
