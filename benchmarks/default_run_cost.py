@@ -22,6 +22,7 @@ PYTHONPATH measures that checkout ("before").
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import resource
 import shutil
@@ -86,6 +87,16 @@ def parts(args) -> None:
             f"{len(x)} images; " + ", ".join(f"{name} {_shape(a)}" for name, a in result[0].items())))
     walls, cpus = zip(*[(row[1], row[2]) for row in ROWS], strict=True)
     ROWS[:] = [(ROWS[0][0], statistics.median(walls), statistics.median(cpus), ROWS[0][3] + "; median of 3")]
+    if "pca_components" in inspect.signature(LayerOutputs.__call__).parameters:  # the streamed PCA exists
+        streaming = LayerOutputs(model, layers, x)
+        streaming(x[:500])
+        for label in ("fresh sketch", "warm start from the call before"):
+            time.sleep(args.pause)
+            _timed(f"forward pass with the streamed PCA of the wide layers ({label})",
+                   lambda: streaming(x, DEFAULT_PCA_COMPONENTS), lambda result: "; ".join(
+                       f"{name} keeps {r.explained_variance_ratio:.2%}" for name, r in result[0].items()
+                       if hasattr(r, "explained_variance_ratio")))
+        del streaming
     reduced = {}
     for name, array in tensors.items():
         if array.shape[1] > PCA_THRESHOLD_DIM:
@@ -104,13 +115,18 @@ def parts(args) -> None:
         logdir, {"class_weights/w": weights}, run="write", images=meta.class_mean_images(x, y, len(weights)),
         metadata=meta.class_metadata(data.class_names)))
     del tensors
-    snapshotter.snapshot(0, 10_000)  # first snapshot: traces and writes the sprite
-    records = [_timed(f"whole snapshot (step {step})", lambda s=step: snapshotter.snapshot(s, 10_000))
-               for step in (1, 2, 3)]
+    time.sleep(args.pause)
+    _timed("first whole snapshot (traces the extractor, writes the sprite)", lambda: snapshotter.snapshot(0, 10_000))
+    records = []
+    for step in (1, 2, 3):  # a pause before each, as between a run's snapshots (memory freed meanwhile)
+        time.sleep(args.pause)
+        records.append(_timed(f"whole snapshot (step {step})", lambda s=step: snapshotter.snapshot(s, 10_000)))
     table_seconds = statistics.median(r.seconds for r in records)
     _print_rows(f"One {args.model} snapshot ({len(layers)} layers, {len(x)} probe images), model trained "
-                f"{args.train_steps} steps; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-    print(f"\nSnapshot seconds as the separability table shows them (median of 3): {table_seconds:.2f}")
+                f"{args.train_steps} steps; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
+                f"{args.pause:.0f} s pause before each timed call of a forward pass or snapshot")
+    print(f"\nSnapshot seconds as the separability table shows them (later snapshots, median of 3): "
+          f"{table_seconds:.2f}")
     print(snapshotter.table())
 
     logger = ImageLogger(os.path.join(logdir, "pictures"), data.test_images, data.test_labels,
@@ -146,18 +162,26 @@ def runs(args) -> None:
     sides = {"defaults": [], "off": ["--snapshot-every", "0", "--images-every", "0"]}
     seconds: dict[str, list[float]] = {side: [] for side in sides}
     cpu: dict[str, list[float]] = {side: [] for side in sides}
+    table_seconds: list[list[float]] = []  # the seconds column of each defaults run's separability table
     with tempfile.TemporaryDirectory(prefix="default_run_cost-") as logdir:
+        # A short run first, not timed: the first process after a while pays for reading TensorFlow's
+        # libraries from disk, which would be charged to whichever side came first.
+        subprocess.run([sys.executable, "-m", "training.train", "--model", args.model, "--steps", "20",
+                        *sides["off"], "--logdir", logdir, "--run", "warm-up"], check=True, stdout=subprocess.DEVNULL)
         for pair in range(args.pairs):
             order = list(sides) if pair % 2 == 0 else list(sides)[::-1]
             for side in order:
                 command = [sys.executable, "-m", "training.train", *common, *sides[side], "--logdir", logdir,
                            "--run", f"{side}-{pair}"]
                 start, before = time.perf_counter(), _children_cpu()
-                subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+                out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
                 seconds[side].append(time.perf_counter() - start)
                 cpu[side].append(_children_cpu() - before)
+                if side == "defaults":
+                    table_seconds.append(_table_seconds(out))
                 print(f"pair {pair} {side}: {seconds[side][-1]:.1f} s wall, {cpu[side][-1]:.1f} s CPU "
-                      f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+                      f"(load average {os.getloadavg()[0]:.1f})"
+                      + (f"; snapshot seconds {table_seconds[-1]}" if side == "defaults" else ""), flush=True)
     on, off = statistics.median(seconds["defaults"]), statistics.median(seconds["off"])
     ratios = [a / b for a, b in zip(seconds["defaults"], seconds["off"], strict=True)]
     print(f"\n`projector-train --model {args.model} --steps {args.steps}` (whole runs incl. start-up, "
@@ -166,7 +190,24 @@ def runs(args) -> None:
     for side, label in (("off", "--snapshot-every 0 --images-every 0"), ("defaults", "defaults")):
         print(f"| {label} | {statistics.median(seconds[side]):.1f} | "
               f"{', '.join(f'{s:.1f}' for s in seconds[side])} | {statistics.median(cpu[side]):.1f} |")
-    print(f"\nratio of the medians: {on / off:.3f}; median of the pair ratios: {statistics.median(ratios):.3f}")
+    print(f"\nratio of the medians: {on / off:.3f}; median of the pair ratios: {statistics.median(ratios):.3f}; "
+          f"CPU ratio of the medians: {statistics.median(cpu['defaults']) / statistics.median(cpu['off']):.3f}")
+    for row, values in enumerate(zip(*table_seconds, strict=True)):
+        print(f"snapshot {row + 1} as the separability table shows it: median {statistics.median(values):.1f} s "
+              f"(all: {', '.join(f'{v:.1f}' for v in values)})")
+
+
+def _table_seconds(out: str) -> list[float]:
+    """The seconds column of the separability table `projector-train` prints at the end of training."""
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("Separability:"))
+    rows = []
+    for line in lines[head + 2:]:
+        fields = line.split()
+        if not fields or not fields[0].isdigit():
+            break
+        rows.append(float(fields[-1]))
+    return rows
 
 
 def _children_cpu() -> float:
@@ -209,6 +250,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500, help="runs: steps per run; jit: steps timed")
     parser.add_argument("--train-steps", type=int, default=300, help="parts: steps trained before the snapshot")
     parser.add_argument("--pairs", type=int, default=3, help="runs/jit: alternating pairs")
+    parser.add_argument("--pause", type=float, default=30.0,
+                        help="parts: seconds of idle before each timed snapshot (memory returns to the system "
+                             "as in a run's minutes between snapshots)")
     args = parser.parse_args()
     {"parts": parts, "runs": runs, "jit": jit}[args.what](args)
 

@@ -8,6 +8,8 @@ Public API (everything else is internal):
   ExportResult, ExportedTensor, StandaloneResult: what was written.
   tensorboard_command(logdir): the `tensorboard --logdir ...` line to print for the user.
   PCA_THRESHOLD_DIM, DEFAULT_PCA_COMPONENTS, MAX_SPRITE_SIZE_PX: documented limits and defaults.
+  pca(x, n_components) -> PCAResult; StreamingPCA(sample, n_rows, n_components), sample_rows(n): the exporter's
+      PCA, also in blocks (rows handed over as a forward pass computes them); a PCAResult exports as it is.
   DEFAULT_SNAPSHOT_EVERY, DEFAULT_PROBE_SIZE, MIN_PROBE_SIZE, DEFAULT_IMAGES_EVERY: the callbacks' defaults.
   check_int(name, value, *, minimum=1), check_run_name(run), check_logdir(logdir), check_writable_dir(path, what):
       the checks every entry point applies to its input, before anything is written.
@@ -31,7 +33,14 @@ from projector_export.defaults import DEFAULT_IMAGES_EVERY, DEFAULT_PROBE_SIZE, 
 from projector_export.exporter import ExportResult, export_embeddings, tensorboard_command
 from projector_export.inputs import ExportedTensor
 from projector_export.metadata import MAX_SPRITE_SIZE_PX
-from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM
+from projector_export.reduction import (
+    DEFAULT_PCA_COMPONENTS,
+    PCA_THRESHOLD_DIM,
+    PCAResult,
+    StreamingPCA,
+    pca,
+    sample_rows,
+)
 from projector_export.separability import knn_separability
 from projector_export.standalone import StandaloneResult, export_standalone
 from projector_export.validation import check_int, check_logdir, check_run_name, check_writable_dir
@@ -44,9 +53,11 @@ _SNAPSHOTS_API = ("EmbeddingSnapshots", "SharedScores", "export_model_layers", "
 
 __all__ = [
     "DEFAULT_IMAGES_EVERY", "DEFAULT_PCA_COMPONENTS", "DEFAULT_PROBE_SIZE", "DEFAULT_SNAPSHOT_EVERY",
-    "MAX_SPRITE_SIZE_PX", "MIN_PROBE_SIZE", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor", "StandaloneResult",
+    "MAX_SPRITE_SIZE_PX", "MIN_PROBE_SIZE", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor", "PCAResult",
+    "StandaloneResult", "StreamingPCA",
     "check_int", "check_logdir", "check_run_name", "check_writable_dir", "checkpoint_steps", "export_embeddings",
-    "export_standalone", "exported_steps", "follow_checkpoints", "knn_separability", "tensorboard_command",
+    "export_standalone", "exported_steps", "follow_checkpoints", "knn_separability", "pca", "sample_rows",
+    "tensorboard_command",
     *_IMAGES_API, *_SNAPSHOTS_API,
 ]
 

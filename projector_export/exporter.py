@@ -106,6 +106,8 @@ def export_embeddings(
       logdir: the log dir (created if missing).
       embeddings: tensor name -> N×D array of real numbers (any int/float dtype, written as
         float32). Names may use '/' (`conv2/step_004000`); no '..', empty parts, `& # + % ? :`.
+        A value may also be a `PCAResult` (reduced already, e.g. by `StreamingPCA`): its
+        coordinates are written as they are and its share of variance is reported.
       run: the run directory inside `logdir` (one folder name); None exports into `logdir`
         itself (TensorBoard's run "."; its projector also offers a log dir's checkpoint to
         every run below that has none of its own, so prefer a named run when there are others).

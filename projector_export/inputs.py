@@ -6,12 +6,13 @@ both accept and reject exactly the same input.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from projector_export.metadata_tsv import Columns, check_metadata, to_tsv
-from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM, pca
+from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCAResult, pca, reduced_by_default
 from projector_export.sprite import check_images
 from projector_export.validation import check_embeddings, check_int
 
@@ -37,13 +38,18 @@ class ExportedTensor:
 
 @dataclass(frozen=True)
 class Inputs:
-    """Checked input: float32 tensors of the same N, images and metadata columns of that N."""
+    """Checked input: float32 tensors of the same N, images and metadata columns of that N.
+
+    `reduced_by_caller`: the tensors given as a `PCAResult` (reduced already, e.g. streamed by a snapshot), by
+    name; `tensors` holds their coordinates, written as they are.
+    """
 
     tensors: dict[str, np.ndarray]
     images: np.ndarray | None
     columns: Columns | None
     reduce: str
     pca_components: int
+    reduced_by_caller: dict[str, PCAResult]
 
     @property
     def n_rows(self) -> int:
@@ -54,7 +60,7 @@ class Inputs:
         shapes = {}
         for name, array in self.tensors.items():
             n, d = array.shape
-            reduced = _should_reduce(self.reduce, d, self.pca_components)
+            reduced = name not in self.reduced_by_caller and _should_reduce(self.reduce, d, self.pca_components)
             shapes[name] = (n, min(self.pca_components, n, d)) if reduced else (n, d)
         return shapes
 
@@ -67,12 +73,15 @@ class Inputs:
         described: list[ExportedTensor] = []
         for name, array in self.tensors.items():
             ratio = None
-            out = array
-            if _should_reduce(self.reduce, array.shape[1], self.pca_components):
+            out, input_shape = array, tuple(array.shape)
+            given = self.reduced_by_caller.get(name)
+            if given is not None:
+                ratio, input_shape = given.explained_variance_ratio, (array.shape[0], given.input_dim)
+            elif _should_reduce(self.reduce, array.shape[1], self.pca_components):
                 result = pca(array, self.pca_components)
                 out, ratio = result.coordinates, result.explained_variance_ratio
             arrays[name] = out
-            described.append(ExportedTensor(name, tuple(out.shape), tuple(array.shape), ratio))
+            described.append(ExportedTensor(name, tuple(out.shape), input_shape, ratio))
         return arrays, described
 
 
@@ -86,6 +95,10 @@ def check_inputs(
 ) -> Inputs:
     """Checks everything one export receives; raises TypeError/ValueError before any work."""
     mode = _check_reduce(reduce, pca_components)
+    given = {}
+    if isinstance(embeddings, Mapping):
+        given = {name: value for name, value in embeddings.items() if isinstance(value, PCAResult)}
+        embeddings = {name: given[name].coordinates if name in given else value for name, value in embeddings.items()}
     tensors = check_embeddings(embeddings)
     n_rows = next(iter(tensors.values())).shape[0]
     return Inputs(
@@ -94,6 +107,7 @@ def check_inputs(
         columns=None if metadata is None else check_metadata(metadata, n_rows),
         reduce=mode,
         pca_components=int(pca_components),
+        reduced_by_caller=given,
     )
 
 
@@ -110,5 +124,5 @@ def _check_reduce(reduce: object, pca_components: object) -> str:
 
 def _should_reduce(mode: str, width: int, pca_components: int) -> bool:
     if mode == "auto":
-        return width > PCA_THRESHOLD_DIM and width > pca_components
+        return reduced_by_default(width, pca_components)
     return mode == "pca" and width > pca_components

@@ -12,11 +12,14 @@ none, and callers ask the user for a `features` function instead.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 from keras.src.models.functional import Functional  # keras 3 has no public name for "a functional model"
+
+from .reduction import PCAResult, StreamingPCA, is_sketched, reduced_by_default, sample_rows
 
 FEATURE_LAYER_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Dense)
 """The layers snapshotted by default: their outputs are what a network has learnt to compute."""
@@ -260,28 +263,81 @@ class LayerOutputs:
         if self._model_output_index == len(tensors):
             tensors.append(final)
         self.output_rank = len(final.shape)
+        # Flattened widths where the shapes are known before running (None: known from the first batch).
+        self._widths = [math.prod(t.shape[1:]) if None not in t.shape[1:] else None for t in tensors]
         self._extractor = extractor(model, tensors)
+        self._bases: dict[int, np.ndarray] = {}  # each streamed layer's last PCA directions: the next one's start
 
-    def __call__(self, inputs) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def __call__(
+        self, inputs, pca_components: int | None = None
+    ) -> tuple[dict[str, np.ndarray | PCAResult], np.ndarray]:
         """Returns ``({layer: N x D float32}, model output N x ...)`` for `inputs` (as the model takes them).
 
-        Batches go through the compiled predict step (what `predict_on_batch` runs) and straight into
-        preallocated arrays: conv outputs are hundreds of MB for thousands of images, and `predict_on_batch`
-        copies each batch's tensors into new arrays before they are copied again here; read through a view
-        instead, each output is copied once.
+        With `pca_components`, each layer that `export_embeddings` would reduce by its randomized PCA (wider than
+        `PCA_THRESHOLD_DIM`, see `reduction.is_sketched`) comes back as that `PCAResult` instead, computed while
+        the batches arrive: the rows `sample_rows(N)` go through first (twice; once from the second call on, when
+        each layer's PCA starts from its directions of the call before, `StreamingPCA`'s `start`), then every
+        row, each batch projected as soon as it is computed. No N×D array of such a layer, nor of its sample, is
+        ever allocated: conv outputs of thousands of images are hundreds of MB, slow to allocate and to read.
+
+        Batches go through the compiled predict step (what `predict_on_batch` runs) and are read through a view
+        of each output tensor's own buffer, so each output is copied at most once.
         """
         n = num_rows(inputs)
         self._extractor.make_predict_function()
-        flat: list[np.ndarray] = []
-        for start in range(0, n, self.BATCH_SIZE):
-            results = self._extractor.predict_function([(_rows(inputs, start, start + self.BATCH_SIZE),)])
-            results = results if isinstance(results, (list, tuple)) else [results]
-            if not flat:
-                flat = [np.empty((n, int(np.prod(r.shape[1:]))), dtype=np.float32) for r in results]
-            for out, result in zip(flat, results, strict=False):
-                view = np.asarray(result)  # the tensor's own buffer, no copy
-                out[start : start + len(view)] = view.reshape(len(view), -1)
-        return dict(zip(self.layers, flat, strict=False)), flat[self._model_output_index]
+        streamed = [] if pca_components is None else [
+            i for i, width in enumerate(self._widths)
+            if i != self._model_output_index and width is not None and reduced_by_default(width, pca_components)
+            and is_sketched(n, width, pca_components)
+        ]
+        streams = {i: StreamingPCA(n, self._widths[i], pca_components, start=self._bases.get(i), matmul=_tf_matmul)
+                   for i in streamed}
+        sample = sample_rows(n)
+        while any(stream.sketching for stream in streams.values()):  # passes over the sample rows: the subspaces
+            for start in range(0, len(sample), self.BATCH_SIZE):
+                rows = sample[start:start + self.BATCH_SIZE]
+                batch = keras.tree.map_structure(lambda leaf, rows=rows: np.take(leaf, rows, axis=0), inputs)
+                for i, view in enumerate(self._predict(batch)):
+                    if i in streams and streams[i].sketching:
+                        self._check_finite(i, streams[i].add_sample, view)
+        for i, stream in streams.items():
+            self._bases[i] = stream.basis
+        flat: dict[int, np.ndarray] = {}
+        for start in range(0, n, self.BATCH_SIZE):  # every row in order: projected, or copied into N×D arrays
+            rows = slice(start, min(start + self.BATCH_SIZE, n))
+            for i, view in enumerate(self._predict(_rows(inputs, rows.start, rows.stop))):
+                if i in streams:
+                    streams[i].add(rows, view)
+                else:
+                    if i not in flat:
+                        flat[i] = np.empty((n, view.shape[1]), dtype=np.float32)
+                    flat[i][rows] = view
+        outputs = {name: self._check_finite(i, streams[i].result) if i in streams else flat[i]
+                   for i, name in enumerate(self.layers)}
+        return outputs, flat[self._model_output_index]
+
+    def _check_finite(self, index: int, work, *args):
+        """`work(*args)` of output `index`'s PCA; its ValueError (NaN or infinite outputs) names the layer."""
+        try:
+            return work(*args)
+        except ValueError as error:
+            layer = self.layers[index]
+            raise ValueError(f"Layer {layer!r}: {error} Check the model's weights and the inputs.") from error
+
+    def _predict(self, batch) -> list[np.ndarray]:
+        """One batch through the compiled predict step: each output flattened to rows, read through a view of the
+        output tensor's own buffer (no copy)."""
+        results = self._extractor.predict_function([(batch,)])
+        results = results if isinstance(results, (list, tuple)) else [results]
+        views = [np.asarray(result) for result in results]
+        return [view.reshape(len(view), -1) for view in views]
+
+
+def _tf_matmul(a: np.ndarray, b: np.ndarray, transpose_a: bool) -> np.ndarray:
+    """a @ b (aᵀ @ b) on TensorFlow's threads; `a`, a view of an output tensor's buffer, is not copied."""
+    import tensorflow as tf
+
+    return tf.linalg.matmul(a, b, transpose_a=transpose_a).numpy()
 
 
 def _build_sequential(model: keras.Sequential, inputs) -> None:
@@ -293,14 +349,28 @@ def _build_sequential(model: keras.Sequential, inputs) -> None:
         model.build((None, *np.shape(inputs)[1:]))
 
 
-def predict_scores(model: keras.Model, inputs) -> np.ndarray:
-    """The model's first output on `inputs`, batched in inference mode (for models without a layer graph)."""
-    scores = model.predict(inputs, batch_size=LayerOutputs.BATCH_SIZE, verbose=0)
-    if isinstance(scores, dict):
-        scores = next(iter(scores.values()))
-    elif isinstance(scores, (list, tuple)):
-        scores = scores[0]
-    return np.asarray(scores)
+def predict_scores(model: keras.Model, inputs, batch_size: int = LayerOutputs.BATCH_SIZE) -> np.ndarray:
+    """The model's first output on `inputs`, batched in inference mode.
+
+    Batch by batch through `predict_on_batch` (the compiled predict step `predict` runs too): `predict` builds a
+    `tf.data` pipeline around it whose thread pool, beside a training's, sometimes ran the whole forward pass on
+    one core. A model of a strategy with several replicas goes through `predict`, which splits each batch
+    between them (`predict_on_batch` gives every replica the whole batch).
+    """
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        batches = [model.predict(inputs, batch_size=batch_size, verbose=0)]
+    else:
+        starts = range(0, num_rows(inputs), batch_size)
+        batches = (model.predict_on_batch(_rows(inputs, start, start + batch_size)) for start in starts)
+    parts = []
+    for scores in batches:
+        if isinstance(scores, dict):
+            scores = next(iter(scores.values()))
+        elif isinstance(scores, (list, tuple)):
+            scores = scores[0]
+        parts.append(np.asarray(scores))
+    return np.concatenate(parts)
 
 
 class SharedScores:

@@ -41,6 +41,7 @@ from .model_layers import (
     resolve_layers,
     scores_are_probabilities,
 )
+from .reduction import DEFAULT_PCA_COMPONENTS, PCAResult
 from .schedule import is_due, optimizer_step
 from .separability import DEFAULT_K, knn_separability
 from .sprite import check_images
@@ -278,14 +279,16 @@ class LayerSnapshotter:
         self.records.append(record)
         return record
 
-    def _tensors(self) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-        """{tensor name: N×D float32} of the chosen layers and of `features`, and the model's class scores."""
-        tensors: dict[str, np.ndarray] = {}
+    def _tensors(self) -> tuple[dict[str, np.ndarray | PCAResult], np.ndarray | None]:
+        """{tensor name: N×D float32, or its PCA} of the chosen layers and of `features`, and the class scores."""
+        tensors: dict[str, np.ndarray | PCAResult] = {}
         scores = None
         if self.layers:
             if self._outputs is None:  # at the first snapshot: `fit` may not have built a Sequential before
                 self._outputs = LayerOutputs(self.model, self.layers, self.inputs)
-            tensors, scores = self._outputs(self.inputs)
+            # Wide layers come back reduced already (the exporter's PCA, streamed batch by batch): the snapshot
+            # never holds their N×D outputs.
+            tensors, scores = self._outputs(self.inputs, DEFAULT_PCA_COMPONENTS)
             self.last_scores = scores if scores.ndim == 2 else None
             if self._outputs.output_rank != 2:
                 scores = scores[:, :0]  # not class scores: no error-case columns

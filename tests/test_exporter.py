@@ -243,6 +243,25 @@ def test_explained_variance_is_written_as_a_text_summary(tmp_path):
     assert f"| conv/step_000001 | 300 | 5 | {ratio:.1%} |" in text
 
 
+def test_a_pca_computed_by_the_caller_is_written_as_it_is_and_reported(tmp_path):
+    """A `PCAResult` (a snapshot's PCA, streamed while the forward pass ran) is written unchanged, and the export
+    reports it exactly as its own PCA: input width, components and share of variance."""
+    from projector_export import PCAResult
+
+    coordinates = np.random.default_rng(5).standard_normal((30, 5)).astype(np.float32)
+    given = PCAResult(coordinates, 0.8125, "randomized", input_dim=25088)
+    result = export_embeddings(tmp_path, {"conv/step_000001": given, "fc": coordinates[:, :2]}, run="r")
+    reduced, plain = result.tensors
+    assert reduced.shape == (30, 5) and reduced.input_shape == (30, 25088)
+    assert reduced.explained_variance_ratio == 0.8125 and plain.explained_variance_ratio is None
+    np.testing.assert_array_equal(ProjectorClient(tmp_path).tensor("r", "conv/step_000001"), coordinates)
+    (text,) = Served(tmp_path).texts["r"]["projector/reduction"].values()
+    assert "| conv/step_000001 | 25088 | 5 | 81.2% |" in text
+    with pytest.raises(ValueError, match="'bad'.*NaN or infinite"):
+        export_embeddings(tmp_path, {"bad": PCAResult(np.full((30, 5), np.nan, np.float32), 1.0, "exact", 9)},
+                          run="r")
+
+
 def test_a_given_summary_writer_carries_every_reduction_summary_in_one_event_file(tmp_path):
     import tensorflow as tf
 

@@ -92,3 +92,47 @@ def test_output_does_not_depend_on_the_blas_threads(monkeypatch):
     scale = float(np.abs(one.coordinates).max())
     np.testing.assert_allclose(two.coordinates, one.coordinates, rtol=0, atol=1e-5 * scale)
     assert two.explained_variance_ratio == pytest.approx(one.explained_variance_ratio, abs=1e-6)
+
+
+def test_a_warm_start_from_similar_rows_keeps_the_variance_of_a_fresh_sketch():
+    """One power iteration from the directions of similar rows (a layer a little further into training) keeps at
+    least what the fresh sketch's two keep; a start of another shape is ignored (a fresh sketch)."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((3000, 600)) * np.geomspace(5, 0.05, 600)).astype(np.float32)
+    later = x + (0.05 * rng.standard_normal(x.shape)).astype(np.float32)
+    first = _streamed(x, 32)
+    warm = _streamed(later, 32, start=first.basis)
+    fresh = pca(later, 32)
+    assert warm.result().explained_variance_ratio >= fresh.explained_variance_ratio - 1e-4
+    other = _streamed(later, 32, start=first.basis[:, :10])
+    np.testing.assert_array_equal(other.result().coordinates, _streamed(later, 32).result().coordinates)
+
+
+def _streamed(x, k, start=None, batch=700):
+    """`StreamingPCA` of `x` handed over in batches: the sample (once or twice), then every row."""
+    from projector_export.reduction import StreamingPCA, sample_rows
+
+    stream, sample = StreamingPCA(len(x), x.shape[1], k, start=start), sample_rows(len(x))
+    while stream.sketching:
+        for i in range(0, len(sample), batch):
+            stream.add_sample(x[sample[i:i + batch]])
+    for i in range(0, len(x), batch):
+        stream.add(slice(i, i + batch), x[i:i + batch])
+    return stream
+
+
+def test_streamed_in_batches_is_pca_of_the_whole_array():
+    x = low_rank(3000, 700, rank=60, seed=6) + np.random.default_rng(7).standard_normal((3000, 700)).astype(np.float32)
+    whole, streamed = pca(x, 40), _streamed(x, 40).result()
+    scale = float(np.abs(whole.coordinates).max())
+    np.testing.assert_allclose(streamed.coordinates, whole.coordinates, rtol=0, atol=1e-4 * scale)
+    assert streamed.explained_variance_ratio == pytest.approx(whole.explained_variance_ratio, abs=1e-6)
+    assert streamed.input_dim == 700
+
+
+def test_streaming_refuses_rows_before_the_sample():
+    from projector_export.reduction import StreamingPCA
+
+    stream = StreamingPCA(3000, 700, 40)
+    with pytest.raises(ValueError, match="sample rows first"):
+        stream.add(slice(0, 10), np.zeros((10, 700), np.float32))

@@ -21,11 +21,12 @@ def _tiny_cnn() -> keras.Model:
 
 
 class _CountingModel:
-    """Counts the rows `model.predict` is asked for (wraps the bound method, keeps its results)."""
+    """Counts the rows the model is asked to predict, batch by batch (wraps `predict_on_batch`, which the
+    pictures' predictions go through, and keeps its results)."""
 
     def __init__(self, model):
-        self.rows, self._predict = [], model.predict
-        model.predict = self
+        self.rows, self._predict = [], model.predict_on_batch
+        model.predict_on_batch = self
 
     def __call__(self, x, *args, **kwargs):
         self.rows.append(len(x))
@@ -64,7 +65,7 @@ def test_pictures_predict_only_the_rows_the_probe_does_not_cover(data, tmp_path)
     expected = alone._probabilities(5)
 
     shared = SharedScores()
-    shared.put(5, x_test[:N_PROBE], model.predict(x_test[:N_PROBE], verbose=0))
+    shared.put(5, x_test[:N_PROBE], model.predict(x_test[:N_PROBE], verbose=0))  # before the counting starts
     logger = ImageLogger(tmp_path / "shared", x_test, y_test, pattern_steps=0, shared_scores=shared)
     logger.set_model(model)
     counting = _CountingModel(model)

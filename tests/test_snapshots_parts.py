@@ -78,6 +78,47 @@ def test_layer_outputs_add_the_model_output_when_not_chosen(model, images):
     np.testing.assert_allclose(scores, model.predict(images, verbose=0), rtol=1e-5)
 
 
+def _wide_cnn() -> keras.Model:
+    """conv1 is 8×8×8 = 512 wide: wider than PCA_THRESHOLD_DIM, so snapshots reduce it with the randomized PCA."""
+    inputs = keras.Input((8, 8, 1), name="images")
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(16, activation="relu", name="fc1")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name="wide")
+
+
+def test_streamed_pca_of_a_wide_layer_is_the_exporters_pca_of_its_outputs():
+    """2,600 rows: the 2,048 sampled ones go through first (batches end at the sample's end), the rest after;
+    every row lands where it belongs and the streamed PCA is `pca` of the whole output."""
+    from projector_export.reduction import PCAResult, pca
+
+    keras.utils.set_random_seed(1)
+    model = _wide_cnn()
+    x = np.random.default_rng(1).random((2600, 8, 8, 1)).astype(np.float32)
+    outputs = LayerOutputs(model, ["conv1", "fc1"])
+    full, full_scores = outputs(x)
+    streamed, scores = outputs(x, 20)
+    assert isinstance(streamed["conv1"], PCAResult) and isinstance(streamed["fc1"], np.ndarray)
+    expected = pca(full["conv1"], 20)
+    assert streamed["conv1"].coordinates.shape == (2600, 20) and streamed["conv1"].input_dim == 512
+    scale = float(np.abs(expected.coordinates).max())
+    np.testing.assert_allclose(streamed["conv1"].coordinates, expected.coordinates, rtol=0, atol=1e-4 * scale)
+    assert streamed["conv1"].explained_variance_ratio == pytest.approx(expected.explained_variance_ratio, abs=1e-5)
+    np.testing.assert_allclose(streamed["fc1"], full["fc1"], rtol=1e-5, atol=1e-6)  # row i is still example i
+    np.testing.assert_allclose(scores, full_scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scores, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_streamed_pca_names_the_layer_that_outputs_infinities():
+    model = _wide_cnn()
+    kernel, bias = model.get_layer("conv1").get_weights()
+    bias[0] = np.inf  # a diverged layer: one channel infinite (ReLU passes it)
+    model.get_layer("conv1").set_weights([kernel, bias])
+    x = np.random.default_rng(2).random((400, 8, 8, 1)).astype(np.float32)
+    with pytest.raises(ValueError, match="Layer 'conv1': its rows contain NaN or infinite values"):
+        LayerOutputs(model, ["conv1"])(x, 20)
+
+
 def test_error_metadata_columns():
     logits = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.25, 0.5, 0.25]]))
     columns = meta.error_metadata(logits + 3.0, np.array([0, 1, 1]), ["cat", "dog", "owl"])

@@ -20,6 +20,7 @@ from projector_export.model_layers import (
     conv_layers,
     extractor,
     feature_map_layers,
+    predict_scores,
 )
 from projector_export.schedule import is_due, optimizer_step
 from projector_export.validation import check_int
@@ -220,8 +221,7 @@ class ImageLogger(keras.callbacks.Callback):
         done = 0 if shared is None else len(shared)
         parts = [] if shared is None else [shared]
         if done < len(self.images):
-            scores = self.model.predict(self.images[done:], batch_size=self.batch_size, verbose=0)
-            parts.append(scores[0] if isinstance(scores, (list, tuple)) else scores)
+            parts.append(predict_scores(self.model, self.images[done:], self.batch_size))
         return class_probabilities(self.model, np.concatenate(parts) if len(parts) > 1 else parts[0])
 
     # Pictures --------------------------------------------------------------------------------------------
