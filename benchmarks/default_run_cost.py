@@ -9,11 +9,13 @@ less noisy one on a shared machine):
          pictures' parts (predicting the test images, one periodic log, the filter patterns at the end);
   runs   whole `projector-train --model M --steps S` runs, defaults vs `--snapshot-every 0 --images-every 0`,
          in alternating pairs (subprocesses): the median of each side and their ratio (target <= 1.05);
-  jit    `model.fit` with and without XLA (`jit_compile=True`), alternating: seconds and test accuracy.
+  jit    `model.fit` with and without XLA (`jit_compile=True`), alternating: seconds and test accuracy;
+  threads  the exporter's PCA with its big products on one BLAS thread vs every core, alternating.
 
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py parts --model lenet
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py runs --model lenet --pairs 3
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py jit --model lenet --steps 300
+    MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py threads --pairs 5
 
 `parts` uses only functions that predate the speed-ups, so running it with another checkout first on
 PYTHONPATH measures that checkout ("before").
@@ -243,9 +245,39 @@ def jit(args) -> None:
         print(f"| {flag} | {wall:.1f} | {cpu:.1f} | {accuracy:.4f} |")
 
 
+def threads(args) -> None:
+    """The exporter's PCA with its big products on one BLAS thread and on every core, alternating, on a wide
+    layer's outputs (lenet conv1 of the probe) and a 10,000×1024 tensor (the export benchmark's stand-in)."""
+    import numpy as np
+
+    from projector_export import reduction
+    from projector_export.model_layers import LayerOutputs
+    from projector_export.snapshots import DEFAULT_PROBE_SIZE, take_probe
+
+    data, model = _trained(args.model, args.train_steps)
+    x, _ = take_probe(data.test_images, data.test_labels, DEFAULT_PROBE_SIZE)
+    conv1 = LayerOutputs(model, ["conv1"], x)(x)[0]["conv1"]
+    flat = data.test_images.reshape(len(data.test_images), -1).astype(np.float32) / 255
+    wide = np.maximum(flat @ np.random.default_rng(0).standard_normal((flat.shape[1], 1024), dtype=np.float32), 0)
+    cores = os.cpu_count() or 1
+    seconds: dict[tuple[str, int], list[float]] = {}
+    for _ in range(args.pairs):
+        for name, array in ((f"conv1 {_shape(conv1)}", conv1), (f"ReLU features {_shape(wide)}", wide)):
+            for count in (1, cores):
+                reduction._BLAS_THREADS = count
+                start = time.perf_counter()
+                reduction.pca(array, reduction.DEFAULT_PCA_COMPONENTS)
+                seconds.setdefault((name, count), []).append(time.perf_counter() - start)
+    print(f"\n`pca` of {args.pairs} alternating repeats, load average {os.getloadavg()[0]:.1f}\n\n"
+          "| tensor | big products on | median s | all s |\n|---|---|---:|---|")
+    for (name, count), values in seconds.items():
+        print(f"| {name} | {count} thread(s) | {statistics.median(values):.2f} | "
+              f"{', '.join(f'{v:.2f}' for v in values)} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("parts", "runs", "jit"))
+    parser.add_argument("what", choices=("parts", "runs", "jit", "threads"))
     parser.add_argument("--model", default="lenet")
     parser.add_argument("--steps", type=int, default=1500, help="runs: steps per run; jit: steps timed")
     parser.add_argument("--train-steps", type=int, default=300, help="parts: steps trained before the snapshot")
@@ -254,7 +286,7 @@ def main() -> None:
                         help="parts: seconds of idle before each timed snapshot (memory returns to the system "
                              "as in a run's minutes between snapshots)")
     args = parser.parse_args()
-    {"parts": parts, "runs": runs, "jit": jit}[args.what](args)
+    {"parts": parts, "runs": runs, "jit": jit, "threads": threads}[args.what](args)
 
 
 if __name__ == "__main__":

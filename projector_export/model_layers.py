@@ -12,6 +12,7 @@ none, and callers ask the user for a `features` function instead.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -19,7 +20,7 @@ import keras
 import numpy as np
 from keras.src.models.functional import Functional  # keras 3 has no public name for "a functional model"
 
-from .reduction import PCAResult, StreamingPCA, is_sketched, reduced_by_default, sample_rows
+from .reduction import PCAResult, StreamingPCA, is_sketched, reduced_by_default
 
 FEATURE_LAYER_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Dense)
 """The layers snapshotted by default: their outputs are what a network has learnt to compute."""
@@ -275,10 +276,11 @@ class LayerOutputs:
 
         With `pca_components`, each layer that `export_embeddings` would reduce by its randomized PCA (wider than
         `PCA_THRESHOLD_DIM`, see `reduction.is_sketched`) comes back as that `PCAResult` instead, computed while
-        the batches arrive: the rows `sample_rows(N)` go through first (twice; once from the second call on, when
-        each layer's PCA starts from its directions of the call before, `StreamingPCA`'s `start`), then every
-        row, each batch projected as soon as it is computed. No N×D array of such a layer, nor of its sample, is
-        ever allocated: conv outputs of thousands of images are hundreds of MB, slow to allocate and to read.
+        the batches arrive: sample rows go through first (half then all of `sample_rows(N)`; only all of them
+        from the second call on, when each layer's PCA starts from its directions of the call before,
+        `StreamingPCA`'s `start`), then every row, each batch projected as soon as it is computed. No N×D array
+        of such a layer, nor of its sample, is ever allocated: conv outputs of thousands of images are hundreds
+        of MB, slow to allocate and to read.
 
         Batches go through the compiled predict step (what `predict_on_batch` runs) and are read through a view
         of each output tensor's own buffer, so each output is copied at most once.
@@ -292,14 +294,16 @@ class LayerOutputs:
         ]
         streams = {i: StreamingPCA(n, self._widths[i], pca_components, start=self._bases.get(i), matmul=_tf_matmul)
                    for i in streamed}
-        sample = sample_rows(n)
-        while any(stream.sketching for stream in streams.values()):  # passes over the sample rows: the subspaces
+        while any(stream.sketching for stream in streams.values()):  # passes over sample rows: the subspaces
+            wanted = {i: stream.pass_rows for i, stream in streams.items() if stream.sketching}
+            sample = functools.reduce(np.union1d, wanted.values())
             for start in range(0, len(sample), self.BATCH_SIZE):
                 rows = sample[start:start + self.BATCH_SIZE]
                 batch = keras.tree.map_structure(lambda leaf, rows=rows: np.take(leaf, rows, axis=0), inputs)
                 for i, view in enumerate(self._predict(batch)):
-                    if i in streams and streams[i].sketching:
-                        self._check_finite(i, streams[i].add_sample, view)
+                    if i in wanted:
+                        taken = np.isin(rows, wanted[i], assume_unique=True)
+                        self._check_finite(i, streams[i].add_sample, view if taken.all() else view[taken])
         for i, stream in streams.items():
             self._bases[i] = stream.basis
         flat: dict[int, np.ndarray] = {}

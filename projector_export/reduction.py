@@ -77,9 +77,9 @@ def pca(x: np.ndarray, n_components: int) -> PCAResult:
     if not is_sketched(n, d, n_components):
         with _blas_threads(1):
             return _exact_pca(x, k)
-    stream, sample = StreamingPCA(n, d, n_components), x[sample_rows(n)]
+    stream = StreamingPCA(n, d, n_components)
     while stream.sketching:
-        stream.add_sample(sample)
+        stream.add_sample(x[stream.pass_rows])
     stream.add(slice(0, n), x)
     return stream.result()
 
@@ -103,7 +103,7 @@ def sample_rows(n: int) -> np.ndarray:
 
 class StreamingPCA:
     """The randomized PCA of N rows that arrive in blocks: first (once or twice) the sample of them named by
-    `sample_rows`, which finds the principal subspace, then all of them, which are projected on it.
+    `sample_rows` (`pass_rows`), which finds the principal subspace, then all of them, projected on it.
 
     Holds D×(k + 20) directions and N×(k + 20) projections, never the N×D rows nor the sample: a forward pass
     hands over each layer's batch as soon as it is computed, so a snapshot of a wide layer needs memory for
@@ -119,13 +119,13 @@ class StreamingPCA:
     fresh sketch's two (docs/cost.md compares the variance kept).
 
     Attributes:
-      sketching: True while it wants (another pass over) the sample rows, in `sample_rows` order.
+      sketching: True while it wants (another pass over) sample rows: those of `pass_rows`, in order.
       basis: the D×(k + 20) orthonormal directions the rows are projected on, the `start` of the next one.
 
     Example:
-        stream, sample = StreamingPCA(n, d, 128), sample_rows(n)
+        stream = StreamingPCA(n, d, 128)
         while stream.sketching:
-            for rows in np.array_split(sample, 4):
+            for rows in np.array_split(stream.pass_rows, 4):
                 stream.add_sample(x[rows])
         for rows in batches:
             stream.add(rows, x[rows])
@@ -147,7 +147,7 @@ class StreamingPCA:
         self._passes_left = _POWER_ITERATIONS + 1 if start is None else 1
         self.basis = start if start is not None else (
             np.random.default_rng(_SEED).standard_normal((input_dim, width), dtype=np.float32))
-        self._sample_size = len(sample_rows(n_rows))
+        self._sample = sample_rows(n_rows)
         # Rows are centred on the sample's mean (the exact mean of all rows corrects them at the end): no
         # cancellation in the sums. Zero until the first pass over the sample has measured it.
         self._offset = np.zeros(input_dim, dtype=np.float32)
@@ -161,6 +161,13 @@ class StreamingPCA:
     def sketching(self) -> bool:
         return self._passes_left > 0
 
+    @property
+    def pass_rows(self) -> np.ndarray:
+        """The sorted row indices (of N) the current pass over the sample takes: a fresh sketch's first pass,
+        which only has to point the Gaussian start the right way, every other sample row; else the sample."""
+        first_of_fresh = self._passes_left == _POWER_ITERATIONS + 1
+        return self._sample[::2] if first_of_fresh else self._sample
+
     def _begin_pass(self) -> None:
         self._seen = 0
         self._sample_sum = np.zeros(self.input_dim, dtype=np.float64)
@@ -168,7 +175,7 @@ class StreamingPCA:
         self._product = np.zeros_like(self.basis)  # Sᵀ (S − 1 offsetᵀ) W, summed over the sample's blocks
 
     def add_sample(self, block: np.ndarray) -> None:
-        """Takes the next rows of the sample (in `sample_rows` order), len×D; a pass ends with its last row."""
+        """Takes the next rows of the current pass (`pass_rows`, in order), len×D; a pass ends with its last row."""
         if not self.sketching:
             raise ValueError("StreamingPCA has its subspace already; hand over the rows with `add`.")
         y = self._matmul(block, self.basis, False) - self._offset @ self.basis  # (S − 1 offsetᵀ) W,  b×w
@@ -177,12 +184,13 @@ class StreamingPCA:
             self._sample_sum += block.sum(axis=0, dtype=np.float64)  # exact for constant rows
             self._y_sum += y.sum(axis=0, dtype=np.float64)
         self._seen += len(block)
-        if self._seen < self._sample_size:
+        rows = len(self.pass_rows)
+        if self._seen < rows:
             return
         # The pass is complete: W ← orth(Scᵀ Sc W), Scᵀ Sc W = Sᵀ Y − μ (1ᵀ Y) for Y = (S − 1 offsetᵀ) W.
         if not np.isfinite(self._sample_sum).all():
             raise ValueError(_NOT_FINITE)
-        mean = self._sample_sum / self._sample_size
+        mean = self._sample_sum / rows
         with _blas_threads(1):
             self.basis = _orthonormal_columns(self._product - np.outer(mean, self._y_sum).astype(np.float32))
         self._offset = mean.astype(np.float32)

@@ -110,12 +110,13 @@ def test_a_warm_start_from_similar_rows_keeps_the_variance_of_a_fresh_sketch():
 
 def _streamed(x, k, start=None, batch=700):
     """`StreamingPCA` of `x` handed over in batches: the sample (once or twice), then every row."""
-    from projector_export.reduction import StreamingPCA, sample_rows
+    from projector_export.reduction import StreamingPCA
 
-    stream, sample = StreamingPCA(len(x), x.shape[1], k, start=start), sample_rows(len(x))
+    stream = StreamingPCA(len(x), x.shape[1], k, start=start)
     while stream.sketching:
-        for i in range(0, len(sample), batch):
-            stream.add_sample(x[sample[i:i + batch]])
+        rows = stream.pass_rows
+        for i in range(0, len(rows), batch):
+            stream.add_sample(x[rows[i:i + batch]])
     for i in range(0, len(x), batch):
         stream.add(slice(i, i + batch), x[i:i + batch])
     return stream

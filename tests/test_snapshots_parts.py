@@ -79,9 +79,11 @@ def test_layer_outputs_add_the_model_output_when_not_chosen(model, images):
 
 
 def _wide_cnn() -> keras.Model:
-    """conv1 is 8×8×8 = 512 wide: wider than PCA_THRESHOLD_DIM, so snapshots reduce it with the randomized PCA."""
+    """conv1 (8×8×8 = 512) and conv2 (384) are wider than PCA_THRESHOLD_DIM: snapshots reduce them by the
+    randomized PCA."""
     inputs = keras.Input((8, 8, 1), name="images")
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv2")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(16, activation="relu", name="fc1")(x)
     return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name="wide")
@@ -99,6 +101,7 @@ def test_streamed_pca_of_a_wide_layer_is_the_exporters_pca_of_its_outputs():
     full, full_scores = outputs(x)
     streamed, scores = outputs(x, 20)
     assert isinstance(streamed["conv1"], PCAResult) and isinstance(streamed["fc1"], np.ndarray)
+    assert streamed["conv1"].method == "randomized"
     expected = pca(full["conv1"], 20)
     assert streamed["conv1"].coordinates.shape == (2600, 20) and streamed["conv1"].input_dim == 512
     scale = float(np.abs(expected.coordinates).max())
@@ -107,6 +110,26 @@ def test_streamed_pca_of_a_wide_layer_is_the_exporters_pca_of_its_outputs():
     np.testing.assert_allclose(streamed["fc1"], full["fc1"], rtol=1e-5, atol=1e-6)  # row i is still example i
     np.testing.assert_allclose(scores, full_scores, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(scores, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_a_second_call_starts_each_layers_pca_from_its_last_directions():
+    """One layer warm (its directions of the call before), one fresh (its start dropped): each pass feeds each
+    layer exactly the sample rows it asks for."""
+    from projector_export.reduction import pca
+
+    keras.utils.set_random_seed(2)
+    model = _wide_cnn()
+    x = np.random.default_rng(3).random((2600, 8, 8, 1)).astype(np.float32)
+    outputs = LayerOutputs(model, ["conv1", "conv2"])
+    full, _ = outputs(x)
+    first, _ = outputs(x, 20)
+    del outputs._bases[1]  # conv2 starts afresh
+    second, _ = outputs(x, 20)
+    fresh = pca(full["conv2"], 20)
+    scale = float(np.abs(fresh.coordinates).max())
+    np.testing.assert_allclose(second["conv2"].coordinates, fresh.coordinates, rtol=0, atol=1e-4 * scale)
+    warm = second["conv1"].explained_variance_ratio
+    assert first["conv1"].explained_variance_ratio - 1e-3 <= warm <= 1.0
 
 
 def test_streamed_pca_names_the_layer_that_outputs_infinities():
