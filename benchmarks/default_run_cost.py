@@ -10,12 +10,14 @@ less noisy one on a shared machine):
   runs   whole `projector-train --model M --steps S` runs, defaults vs `--snapshot-every 0 --images-every 0`,
          in alternating pairs (subprocesses): the median of each side and their ratio (target <= 1.05);
   jit    `model.fit` with and without XLA (`jit_compile=True`), alternating: seconds and test accuracy;
-  threads  the exporter's PCA with its big products on one BLAS thread vs every core, alternating.
+  threads  the exporter's PCA with its big products on one BLAS thread vs every core, alternating;
+  variance the share of variance the PCA keeps on lenet's wide layers at steps 0, 300 and 1,500 of a training.
 
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py parts --model lenet
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py runs --model lenet --pairs 3
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py jit --model lenet --steps 300
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py threads --pairs 5
+    MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py variance
 
 `parts` uses only functions that predate the speed-ups, so running it with another checkout first on
 PYTHONPATH measures that checkout ("before").
@@ -275,9 +277,48 @@ def threads(args) -> None:
               f"{', '.join(f'{v:.2f}' for v in values)} |")
 
 
+def variance(args) -> None:
+    """The share of variance the PCA keeps on lenet's wide layers (the probe) at steps 0, 300 and 1,500 of one
+    training: the exporter's `pca` of the whole outputs, a snapshot's streamed PCA (fresh at step 0, then
+    started from the step before's directions) where the checkout has it, and the best possible (exact)."""
+    import keras
+    import numpy as np
+
+    from projector_export.model_layers import LayerOutputs
+    from projector_export.reduction import DEFAULT_PCA_COMPONENTS, pca
+    from projector_export.snapshots import DEFAULT_PROBE_SIZE, take_probe
+    from training.mnist import load_mnist
+    from training.models import build_model, compile_model
+
+    data = load_mnist()
+    keras.utils.set_random_seed(0)
+    model = compile_model(build_model(args.model, data.image_shape, data.num_classes), 1e-4)
+    x, _ = take_probe(data.test_images, data.test_labels, DEFAULT_PROBE_SIZE)
+    plain = LayerOutputs(model, ["conv1", "conv2"], x)
+    streams = "pca_components" in inspect.signature(LayerOutputs.__call__).parameters
+    snapshots = LayerOutputs(model, ["conv1", "conv2"], x) if streams else None
+    print(f"\n`{args.model}`, {len(x)} probe images, {DEFAULT_PCA_COMPONENTS} components\n\n"
+          "| step | layer | `pca` of the outputs | snapshot's streamed PCA | best possible |\n|---|---|---:|---:|---:|")
+    done = 0
+    for step in (0, 300, 1500):
+        rows = np.arange(64 * done, 64 * step) % len(data.train_images)  # batches of 64, as `projector-train`
+        if step > done:
+            model.fit(data.train_images[rows], data.train_labels[rows], batch_size=64, epochs=1, verbose=0)
+        done = step
+        full = plain(x)[0]
+        streamed = snapshots(x, DEFAULT_PCA_COMPONENTS)[0] if streams else {}
+        for name, array in full.items():
+            centred = array.astype(np.float64) - array.mean(axis=0)
+            eigenvalues = np.linalg.eigvalsh(centred @ centred.T)[::-1]  # N < D: the N×N Gram matrix
+            best = eigenvalues[:DEFAULT_PCA_COMPONENTS].sum() / eigenvalues.sum()
+            ours = pca(array, DEFAULT_PCA_COMPONENTS).explained_variance_ratio
+            stream = f"{streamed[name].explained_variance_ratio:.2%}" if name in streamed else "-"
+            print(f"| {step} | {name} | {ours:.2%} | {stream} | {best:.2%} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("parts", "runs", "jit", "threads"))
+    parser.add_argument("what", choices=("parts", "runs", "jit", "threads", "variance"))
     parser.add_argument("--model", default="lenet")
     parser.add_argument("--steps", type=int, default=1500, help="runs: steps per run; jit: steps timed")
     parser.add_argument("--train-steps", type=int, default=300, help="parts: steps trained before the snapshot")
@@ -286,7 +327,7 @@ def main() -> None:
                         help="parts: seconds of idle before each timed snapshot (memory returns to the system "
                              "as in a run's minutes between snapshots)")
     args = parser.parse_args()
-    {"parts": parts, "runs": runs, "jit": jit, "threads": threads}[args.what](args)
+    {"parts": parts, "runs": runs, "jit": jit, "threads": threads, "variance": variance}[args.what](args)
 
 
 if __name__ == "__main__":
