@@ -264,7 +264,7 @@ class LayerOutputs:
         if self._model_output_index == len(tensors):
             tensors.append(final)
         self.output_rank = len(final.shape)
-        # Flattened widths where the shapes are known before running (None: known from the first batch).
+        # Flattened widths where the shapes are known before running (None: not known, so never streamed).
         self._widths = [math.prod(t.shape[1:]) if None not in t.shape[1:] else None for t in tensors]
         self._extractor = extractor(model, tensors)
         self._bases: dict[int, np.ndarray] = {}  # each streamed layer's last PCA directions: the next one's start
@@ -338,7 +338,7 @@ class LayerOutputs:
 
 
 def _tf_matmul(a: np.ndarray, b: np.ndarray, transpose_a: bool) -> np.ndarray:
-    """a @ b (aᵀ @ b) on TensorFlow's threads; `a`, a view of an output tensor's buffer, is not copied."""
+    """a @ b (aᵀ @ b) on TensorFlow's threads, the ones the forward pass runs on."""
     import tensorflow as tf
 
     return tf.linalg.matmul(a, b, transpose_a=transpose_a).numpy()

@@ -89,14 +89,18 @@ def _wide_cnn() -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name="wide")
 
 
+def _wide_cnn_and_probe(seed: int) -> tuple[keras.Model, np.ndarray]:
+    """`_wide_cnn` and 2,600 probe rows: more than the 2,048 rows the PCA samples."""
+    keras.utils.set_random_seed(seed)
+    return _wide_cnn(), np.random.default_rng(seed).random((2600, 8, 8, 1)).astype(np.float32)
+
+
 def test_streamed_pca_of_a_wide_layer_is_the_exporters_pca_of_its_outputs():
-    """2,600 rows: the 2,048 sampled ones go through first (batches end at the sample's end), the rest after;
-    every row lands where it belongs and the streamed PCA is `pca` of the whole output."""
+    """2,600 rows: passes over sampled rows first, then every row in order; every row lands where it belongs
+    and the streamed PCA is `pca` of the whole output."""
     from projector_export.reduction import PCAResult, pca
 
-    keras.utils.set_random_seed(1)
-    model = _wide_cnn()
-    x = np.random.default_rng(1).random((2600, 8, 8, 1)).astype(np.float32)
+    model, x = _wide_cnn_and_probe(1)
     outputs = LayerOutputs(model, ["conv1", "fc1"])
     full, full_scores = outputs(x)
     streamed, scores = outputs(x, 20)
@@ -117,9 +121,7 @@ def test_a_second_call_starts_each_layers_pca_from_its_last_directions():
     layer exactly the sample rows it asks for."""
     from projector_export.reduction import pca
 
-    keras.utils.set_random_seed(2)
-    model = _wide_cnn()
-    x = np.random.default_rng(3).random((2600, 8, 8, 1)).astype(np.float32)
+    model, x = _wide_cnn_and_probe(2)
     outputs = LayerOutputs(model, ["conv1", "conv2"])
     full, _ = outputs(x)
     first, _ = outputs(x, 20)
