@@ -41,27 +41,15 @@ from .model_layers import (
     resolve_layers,
     scores_are_probabilities,
 )
+from .naming import CLASS_EMBEDDING_NAME, separability_tag, snapshot_name
 from .reduction import DEFAULT_PCA_COMPONENTS, PCAResult
 from .schedule import is_due, optimizer_step
 from .separability import DEFAULT_K, knn_separability
 from .sprite import check_images
 from .validation import check_int
 
-CLASS_EMBEDDING_NAME = "class_weights"
-SEPARABILITY_TAG = "separability"
-STEP_PREFIX = "step_"
-MIN_STEP_DIGITS = 6
-
 Features = Callable[[keras.Model, object], Mapping[str, np.ndarray]]
 """`features(model, inputs) -> {name: N×... array}`: the tensors of a model whose layers cannot be read by name."""
-
-
-def snapshot_name(layer: str, step: int | None, total_steps: int | None = None) -> str:
-    """``conv2/step_004000``: the step zero-padded to the digits of `total_steps` (at least 6); no step: ``conv2``."""
-    if step is None:
-        return layer
-    width = max(MIN_STEP_DIGITS, len(str(total_steps or 0)))
-    return f"{layer}/{STEP_PREFIX}{step:0{width}d}"
 
 
 def take_probe(images: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -474,7 +462,7 @@ class EmbeddingSnapshots(keras.callbacks.Callback):
             self.shared_scores.put(step, self.snapshotter.inputs, self.snapshotter.last_scores)
         with self._writer.as_default(step=step):
             for layer, value in record.separability.items():
-                tf.summary.scalar(f"{SEPARABILITY_TAG}/{layer}", value)
+                tf.summary.scalar(separability_tag(layer), value)
         self._writer.flush()
 
 

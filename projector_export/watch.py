@@ -22,11 +22,11 @@ from pathlib import Path
 
 from projector_export.config import read_config
 from projector_export.metadata import EVENT_FILE_GLOB
+from projector_export.naming import STEP_PREFIX, parse_snapshot_name
 
 CHECKPOINT_SUFFIX = ".keras"
 # `step_000100.keras`; temporary files start with "." and never match.
-_CHECKPOINT_NAME = re.compile(r"^step_(\d+)" + re.escape(CHECKPOINT_SUFFIX) + "$")
-_TENSOR_STEP = re.compile(r"^(.+)/step_(\d+)$")
+_CHECKPOINT_NAME = re.compile(r"^" + re.escape(STEP_PREFIX) + r"(\d+)" + re.escape(CHECKPOINT_SUFFIX) + "$")
 
 
 def checkpoint_steps(directory: str | os.PathLike) -> dict[int, Path]:
@@ -55,9 +55,9 @@ def exported_steps(
     run_dir = os.path.join(os.fspath(logdir), run)
     steps_of: dict[str, set[int]] = {name: set() for name in names}
     for embedding in read_config(run_dir).embeddings:
-        match = _TENSOR_STEP.match(embedding.tensor_name)
-        if match and match.group(1) in steps_of:
-            steps_of[match.group(1)].add(int(match.group(2)))
+        parsed = parse_snapshot_name(embedding.tensor_name)
+        if parsed and parsed[0] in steps_of:
+            steps_of[parsed[0]].add(parsed[1])
     tags = {tag: set() for tag in scalar_tags}
     if tags:
         for event in _events(run_dir):

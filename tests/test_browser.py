@@ -40,7 +40,7 @@ from projector_export.config import config_path
 from projector_export.error_metadata import COLUMNS
 from projector_export.metadata import ASSETS_DIRNAME
 from projector_export.metadata_tsv import BLANK_VALUE
-from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG
+from projector_export.naming import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG
 from training.callbacks import LEARNING_RATE, TEST_ACCURACY, TEST_LOSS, TRAIN_ACCURACY, TRAIN_LOSS
 from training.train import MODEL_FILENAME
 

@@ -13,7 +13,7 @@ from _run_dir_watcher import RunDirWatcher
 
 from projector_export.error_metadata import COLUMNS
 from projector_export.metadata_tsv import BLANK_VALUE
-from projector_export.snapshots import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG
+from projector_export.naming import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG
 from training import export_model
 from training.train import MODEL_FILENAME, TrainConfig, train_and_evaluate
 

@@ -17,7 +17,8 @@ from tensorboard.backend.event_processing import event_accumulator
 from projector_export.error_metadata import COLUMNS
 from projector_export.metadata import REDUCTION_TAG
 from projector_export.metadata_tsv import BLANK_VALUE
-from projector_export.snapshots import CLASS_EMBEDDING_NAME, EmbeddingSnapshots, export_model_layers
+from projector_export.naming import CLASS_EMBEDDING_NAME
+from projector_export.snapshots import EmbeddingSnapshots, export_model_layers
 
 N = 12
 VOCABULARY = ["", "[UNK]", *(f"w{i}" for i in range(2, 10))]

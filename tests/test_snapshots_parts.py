@@ -8,7 +8,8 @@ from _tensorboard_reader import Served
 from projector_export import error_metadata as meta
 from projector_export.config import read_config
 from projector_export.model_layers import LayerOutputs, default_layers, resolve_layers
-from projector_export.snapshots import EmbeddingSnapshots, snapshot_name, take_probe
+from projector_export.naming import snapshot_name
+from projector_export.snapshots import EmbeddingSnapshots, take_probe
 
 
 def _tiny_cnn(softmax: bool = False) -> keras.Model:

@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from projector_export.naming import STEP_PREFIX, snapshot_name
 from projector_export.schedule import is_due, optimizer_step
-from projector_export.snapshots import STEP_PREFIX, snapshot_name
 from projector_export.validation import check_int
 from projector_export.watch import CHECKPOINT_SUFFIX
 

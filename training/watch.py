@@ -41,13 +41,8 @@ def watch(
     import keras
     import tensorflow as tf
 
-    from projector_export.snapshots import (
-        CLASS_EMBEDDING_NAME,
-        DEFAULT_PROBE_SIZE,
-        SEPARABILITY_TAG,
-        LayerSnapshotter,
-        take_probe,
-    )
+    from projector_export.naming import CLASS_EMBEDDING_NAME, separability_tag
+    from projector_export.snapshots import DEFAULT_PROBE_SIZE, LayerSnapshotter, take_probe
     from projector_export.watch import checkpoint_steps, exported_steps, follow_checkpoints
 
     from .mnist import load_mnist
@@ -73,7 +68,7 @@ def watch(
         record = snapshotter.snapshot(step, 10**digits - 1, writer)  # the checkpoint's own zero-padding
         with writer.as_default(step=step):
             for layer, value in record.separability.items():
-                tf.summary.scalar(f"{SEPARABILITY_TAG}/{layer}", value)
+                tf.summary.scalar(separability_tag(layer), value)
         writer.flush()
         values = "  ".join(f"{layer} {value:.4f}" for layer, value in record.separability.items())
         print(f"step {step}: exported {', '.join(snapshotter.layers)} in {record.seconds:.1f} s; separability {values}",
@@ -87,7 +82,7 @@ def watch(
                                            class_names=data.class_names)
             has_classes = int(model.outputs[0].shape[-1]) == len(data.class_names)
             names = [*snapshotter.layers, *([CLASS_EMBEDDING_NAME] if has_classes else [])]
-            scalar_tags = [f"{SEPARABILITY_TAG}/{layer}" for layer in snapshotter.layers]
+            scalar_tags = [separability_tag(layer) for layer in snapshotter.layers]
             previous = exported_steps(logdir, run, names, scalar_tags)
             names_done.update(previous)
             if previous:
