@@ -16,6 +16,7 @@ Its first line (`FALLBACK_MARKER`) tells it from a config someone else wrote.
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterable
 
@@ -193,3 +194,28 @@ def referenced_files(config: ProjectorConfig) -> set[str]:
     """Paths (relative to the config's folder) of the metadata and sprite files the config refers to."""
     paths = {entry.metadata_path for entry in config.embeddings} | {e.sprite.image_path for e in config.embeddings}
     return {os.path.normpath(path) for path in paths if path}
+
+
+def served_config(run_dir: str) -> tuple[ProjectorConfig, str] | None:
+    """The config TensorBoard's projector serves for the run, and the folder its relative paths start from.
+
+    The plugin-assets config, unless it names a bundle that is not there (a moved or copied log dir: its
+    absolute path is stale), then the portable copy at the run's top, as TensorBoard's projector picks them
+    (docs/file-format.md). None when the run has neither. Raises ValueError for a file that is not a
+    ProjectorConfig.
+    """
+    for path in (config_path(run_dir), fallback_path(run_dir)):
+        if not os.path.isfile(path):
+            continue
+        config = ProjectorConfig()
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        try:
+            text_format.Parse(text, config)
+        except text_format.ParseError as e:
+            raise ValueError(f"{path!r} is not a valid ProjectorConfig ({e}).") from None
+        bundle = config.model_checkpoint_path
+        if bundle and not glob.glob(glob.escape(bundle) + "*"):
+            continue
+        return config, os.path.dirname(os.path.abspath(path))
+    return None
