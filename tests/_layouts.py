@@ -67,3 +67,16 @@ def write_layouts(run_dir: str | os.PathLike, layouts: Mapping[str, Mapping[str,
                 entry.bookmarks_path = prefix + names[entry.tensor_name]
         write_atomic(path, header + text_format.MessageToString(config))
     return {tensor: os.path.join(run_dir, ASSETS_DIRNAME, name) for tensor, name in names.items()}
+
+
+def read_bookmarks(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Layout kind -> rows×dims coordinates of a bookmarks file's marked states, read as the format says."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for state in json.load(f):
+            marker = state.get("projectorExport")
+            if marker:
+                columns = [f"{marker['key']}-{d}" for d in range(marker["dims"])]
+                out[marker["layout"]] = np.array([[p[c] for c in columns] for p in state["projections"]],
+                                                 dtype=np.float32)
+    return out

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from _layouts import write_layouts
+from _layouts import read_bookmarks, write_layouts
 from tensorboard import default
 from tensorboard.backend import application
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
@@ -96,16 +96,6 @@ def client(logdir) -> Client:
     return Client(logdir)
 
 
-def _bookmarks(path: Path) -> dict[str, np.ndarray]:
-    """Layout kind -> coordinates, read from a bookmarks file as the format says (independently of the plugin)."""
-    out = {}
-    for state in json.loads(path.read_text()):
-        marker = state["projectorExport"]
-        out[marker["layout"]] = np.array([[p[f"{marker['key']}-{d}"] for d in range(marker["dims"])]
-                                          for p in state["projections"]], dtype=np.float32)
-    return out
-
-
 def _entries(run_dir: Path) -> dict[str, object]:
     from google.protobuf import text_format
     from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
@@ -163,7 +153,7 @@ def test_a_run_lists_its_layers_steps_and_separability(client, logdir):
 def test_coordinates_are_the_bookmarks_values_as_float32(client, logdir):
     entries = _entries(logdir / "r")
     for name in client.json("/run", run="r")["tensors"]:
-        saved = _bookmarks(logdir / "r" / dashboard_runs.config_lib.ASSETS_DIRNAME / entries[name].bookmarks_path)
+        saved = read_bookmarks(logdir / "r" / dashboard_runs.config_lib.ASSETS_DIRNAME / entries[name].bookmarks_path)
         listed = client.json("/layouts", run="r", tensor=name)
         assert [(x["layout"], x["dims"], x["rows"], x["colorBy"]) for x in listed] == [
             ("pca", 3, ROWS, "label"), ("umap", 2, ROWS, "label")]

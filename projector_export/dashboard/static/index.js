@@ -94,6 +94,7 @@ class Dashboard {
     this.setSteps(step);
     this.setColumns();
     this.setState('ready', info.problems.join(' '));
+    document.body.dataset.generation = info.generation;
     this.goTo(this.stepIndex, false);
   }
 

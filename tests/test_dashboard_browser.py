@@ -1,0 +1,333 @@
+"""The layers dashboard end to end: a short real `projector-train` run with layouts, opened in TensorBoard in
+headless Chromium, checked through what the page draws.
+
+Expected positions come from the run's bookmark files (read here, independently of the plugin), the colours'
+grouping from its metadata, the thumbnails from its sprite and the real MNIST probe. The animated GIF of the
+dashboard playing the run goes to `$PROJECTOR_SCREENSHOTS/dashboard.gif` (README's is made with
+`PROJECTOR_SCREENSHOTS=docs/screenshots`), else to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from _browser import _FIND_PROJECTOR as FIND_PROJECTOR
+from _browser import VIEWPORT, launch_chromium
+from _dashboard_page import (
+    BACKGROUND_RGB,
+    PAD,
+    SELECTED_RGB,
+    DashboardPage,
+    box_of,
+    pixel_of,
+    screen_positions,
+    uncovered,
+)
+from _layouts import read_bookmarks, write_layouts
+from _tensorboard_reader import Served
+from _tensorboard_server import TensorBoardServer
+from google.protobuf import text_format
+from PIL import Image
+from playwright.sync_api import sync_playwright
+from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+
+from projector_export import export_embeddings
+from projector_export.config import config_path
+from projector_export.dashboard.metadata import PLUGIN_NAME, TAB_NAME
+from projector_export.metadata import ASSETS_DIRNAME
+from projector_export.naming import CLASS_EMBEDDING_NAME, separability_tag, snapshot_name
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+RUN, PLAIN_RUN = "layers-e2e", "no-layouts"
+STEPS, SNAPSHOT_EVERY, PROBE = 100, 50, 500
+LAYERS = ("conv1", "conv2", "fc1", "logits")
+SNAPSHOT_STEPS = tuple(range(0, STEPS + 1, SNAPSHOT_EVERY))
+TRAIN_ARGS = [
+    "--model", "tutorial", "--steps", str(STEPS), "--seed", "0", "--run", RUN, "--eval-every", str(SNAPSHOT_EVERY),
+    "--log-every", str(SNAPSHOT_EVERY), "--snapshot-every", str(SNAPSHOT_EVERY), "--layers", ",".join(LAYERS),
+    "--probe-size", str(PROBE), "--images-every", "0",
+]
+SIDE = 4  # px of a drawn point at 500 rows (docs/dashboard.md)
+PROJECTOR_FRAME = "projector_binary.html"
+GIF_FRAME_MS = 100
+POLL_MS = 5000  # how often the page checks its run (static/index.js)
+
+
+def _program(name: str) -> str:
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"console script {name!r} not found: install the project with pip install -e '.[test]'")
+    return path
+
+
+def _stand_in_layouts(run_dir: Path, flip: str | None = None) -> None:
+    """A PCA of every snapshot tensor, signs matched step to step, written as the layouts' bookmarks."""
+    config = text_format.Parse(Path(config_path(run_dir)).read_text(), ProjectorConfig())
+    reader = tf.train.load_checkpoint(config.model_checkpoint_path)
+    layouts, previous = {}, {}
+    for name in sorted(e.tensor_name for e in config.embeddings if not e.tensor_name.startswith(CLASS_EMBEDDING_NAME)):
+        x = reader.get_tensor(name).astype(np.float64)
+        u, s, _ = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
+        y = u[:, :3] * s[:3]
+        layer = name.split("/")[0]
+        if layer in previous:
+            y *= np.where(np.sum(y * previous[layer], axis=0) < 0, -1, 1)
+        previous[layer] = y
+        layouts[name] = {"pca": y, "umap": y[:, :2] * (-1 if name == flip else 1)}
+    write_layouts(run_dir, layouts)
+
+
+@pytest.fixture(scope="module")
+def logdir(mnist_dir, tmp_path_factory) -> Path:
+    logdir = tmp_path_factory.mktemp("dashboard-logs")
+    argv = [_program("projector-train"), *TRAIN_ARGS, "--logdir", str(logdir), "--data-dir", str(mnist_dir)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{' '.join(argv)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    _stand_in_layouts(logdir / RUN)
+    export_embeddings(logdir, {snapshot_name("fc1", 0): np.eye(12, 4)}, run=PLAIN_RUN, metadata=list("abcdefghijkl"))
+    return logdir
+
+
+@pytest.fixture(scope="module")
+def board(logdir):
+    with TensorBoardServer(logdir) as server:
+        server.wait_for_plugins((PLUGIN_NAME,))
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard(browser, board):
+    page = browser.new_page(viewport=VIEWPORT)
+    yield DashboardPage(page, board.url)
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = os.environ.get("PROJECTOR_SCREENSHOTS")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_page_errors(request):
+    """Every test ends with no console error or uncaught exception on the dashboard's page."""
+    yield
+    if "dashboard" in request.fixturenames:
+        page = request.getfixturevalue("dashboard")
+        assert not page.log.errors, f"the page reported errors\n{page.log.report()}"
+
+
+# ---- what the run holds (read from its files) --------------------------------------------------------------
+class RunFiles:
+    def __init__(self, run_dir: Path):
+        config = text_format.Parse(Path(config_path(run_dir)).read_text(), ProjectorConfig())
+        self.entries = {e.tensor_name: e for e in config.embeddings}
+        self.assets = run_dir / ASSETS_DIRNAME
+
+    def layout(self, layer: str, step: int, kind: str) -> np.ndarray:
+        return read_bookmarks(self.assets / self.entries[snapshot_name(layer, step)].bookmarks_path)[kind]
+
+    def box(self, layer: str, kind: str):
+        return box_of([self.layout(layer, step, kind) for step in SNAPSHOT_STEPS])
+
+    def column(self, layer: str, step: int, name: str) -> np.ndarray:
+        header, *rows = (self.assets / self.entries[snapshot_name(layer, step)].metadata_path).read_text().splitlines()
+        return np.array([row.split("\t")[header.split("\t").index(name)] for row in rows])
+
+    def sprite_cell(self, layer: str, step: int, index: int) -> np.ndarray:
+        entry = self.entries[snapshot_name(layer, step)]
+        sprite = np.asarray(Image.open(self.assets / entry.sprite.image_path).convert("RGB"))
+        w, h = entry.sprite.single_image_dim
+        per_row = sprite.shape[1] // w
+        return sprite[index // per_row * h:(index // per_row + 1) * h, index % per_row * w:(index % per_row + 1) * w]
+
+
+@pytest.fixture(scope="module")
+def files(logdir) -> RunFiles:
+    return RunFiles(logdir / RUN)
+
+
+def _centres(dashboard, files, layer, step) -> np.ndarray:
+    kind = dashboard.value("select.layout")
+    size = dashboard.canvas_size(layer)
+    return pixel_of(screen_positions(files.layout(layer, step, kind), files.box(layer, kind), size))
+
+
+def _assert_points_drawn_where_the_layout_says(dashboard, files, layer, step):
+    assert dashboard.shown_tensor(layer) == snapshot_name(layer, step), dashboard.context()
+    centres = _centres(dashboard, files, layer, step)
+    shot = dashboard.pixels(layer)
+    labels = files.column(layer, step, "label")
+    legend = dashboard.legend()
+    assert sorted(legend) == sorted(set(labels)) and len(set(legend.values())) == len(legend), legend
+    free = uncovered(centres, SIDE)  # points no later point is drawn over
+    assert free.any(), f"{layer}: every point is drawn over by another one"
+    drawn = shot[centres[:, 1], centres[:, 0]]
+    wrong = [i for i in np.flatnonzero(free) if tuple(drawn[i]) != legend[labels[i]]]
+    assert not wrong, f"{layer}: points drawn in another colour than their class's: {wrong[:10]}"
+    # Nothing drawn elsewhere: the page's non-background pixels are the squares at the expected centres.
+    expected = np.zeros(shot.shape[:2], dtype=bool)
+    for x, y in centres - SIDE // 2:
+        expected[max(y, 0):y + SIDE, max(x, 0):x + SIDE] = True
+    actual = np.any(shot != BACKGROUND_RGB, axis=2)
+    assert np.mean(expected != actual) < 0.002, f"{layer}: {np.sum(expected != actual)} pixels differ"
+
+
+def _isolated_point(centres: np.ndarray, margin: int = 12) -> int:
+    """A row whose point lies at least `margin` px from every other one and from the panel's edges."""
+    distance = np.abs(centres[:, None, :] - centres[None, :, :]).max(axis=2)
+    np.fill_diagonal(distance, 10**6)
+    lonely = (distance.min(axis=1) >= margin) & np.all(centres > PAD + 20, axis=1)
+    assert lonely.any(), "no isolated point to hover"
+    return int(np.flatnonzero(lonely)[0])
+
+
+# ---- tests ---------------------------------------------------------------------------------------------------
+def test_the_tab_is_listed_and_shows_one_panel_per_layer(board, dashboard, files, logdir, shots):
+    listing = board.get_json("/data/plugins_listing")[PLUGIN_NAME]
+    assert listing["enabled"] and listing["tab_name"] == TAB_NAME
+    assert dashboard.page.get_by_text(TAB_NAME, exact=True).first.is_visible()
+    layers = dashboard.frame.locator("canvas[data-layer]").evaluate_all("cs => cs.map(c => c.dataset.layer)")
+    assert layers == list(LAYERS), dashboard.context()
+    assert dashboard.step() == STEPS and dashboard.value("select.color-by") == "label"
+    scalars = Served(logdir).scalars(RUN)
+    for layer in LAYERS:
+        corner = dashboard.frame.locator(f".panel:has(canvas[data-layer='{layer}']) .separability").text_content()
+        assert corner == f"separability {scalars[separability_tag(layer)][STEPS]:.3f}"
+    dashboard.page.screenshot(path=str(shots / "dashboard.png"))
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_points_are_drawn_where_the_layout_puts_them_in_class_colours(dashboard, files, layer):
+    dashboard.press_on_slider("End")
+    _assert_points_drawn_where_the_layout_says(dashboard, files, layer, STEPS)
+
+
+def test_the_step_control_moves_every_panel_to_that_steps_layout(dashboard, files):
+    assert dashboard.press_on_slider("Home") == 0
+    for layer in LAYERS:
+        _assert_points_drawn_where_the_layout_says(dashboard, files, layer, 0)
+    assert dashboard.press_on_slider("ArrowRight") == SNAPSHOT_EVERY
+    _assert_points_drawn_where_the_layout_says(dashboard, files, "fc1", SNAPSHOT_EVERY)
+
+
+def test_hovering_a_point_shows_its_digit_and_metadata_row(dashboard, files, mnist):
+    dashboard.press_on_slider("End")
+    centres = _centres(dashboard, files, "fc1", STEPS)
+    i = _isolated_point(centres)
+    card = dashboard.hover("fc1", centres[i])
+    assert card["title"] == f"row {i}", dashboard.context()
+    np.testing.assert_array_equal(card["thumbnail"], files.sprite_cell("fc1", STEPS, i))
+    probe = mnist.test_images[:PROBE].reshape(PROBE, -1).astype(float)
+    shown = card["thumbnail"].mean(axis=2).ravel()
+    correlation = [abs(np.corrcoef(shown, image)[0, 1]) for image in probe]
+    assert int(np.argmax(correlation)) == i and correlation[i] > 0.99
+    assert card["row"]["label"] == files.column("fc1", STEPS, "label")[i]
+    assert card["row"]["prediction"] == files.column("fc1", STEPS, "prediction")[i]
+
+
+def test_a_search_highlights_its_matches_in_every_panel_and_counts_them(dashboard, files, shots):
+    dashboard.press_on_slider("End")
+    labels = files.column("fc1", STEPS, "label")
+    matches = labels == "3"
+    assert dashboard.search("label", "^3$") == f"{matches.sum()} matches."
+    dashboard.page.mouse.move(0, 0)
+    dashboard.page.screenshot(path=str(shots / "dashboard-search.png"))
+    for layer in LAYERS:
+        centres = _centres(dashboard, files, layer, STEPS)
+        shot = dashboard.pixels(layer)
+        drawn = shot[centres[:, 1], centres[:, 0]]
+        assert np.all(drawn[matches] == SELECTED_RGB), f"{layer}: a match not highlighted"
+        hidden = uncovered(np.concatenate([centres[~matches], centres[matches]]), SIDE + 2)[:(~matches).sum()]
+        assert not np.any(np.all(drawn[~matches][hidden] == SELECTED_RGB, axis=1)), f"{layer}: a non-match highlighted"
+    assert dashboard.search("label", "") == ""
+
+
+def test_clicking_a_point_draws_its_path_over_the_steps_in_every_panel(dashboard, files):
+    dashboard.press_on_slider("End")
+    centres = _centres(dashboard, files, "fc1", STEPS)
+    i = _isolated_point(centres)
+    assert f"row {i} " in dashboard.click("fc1", centres[i])
+    kind = dashboard.value("select.layout")
+    for layer in LAYERS:
+        size = dashboard.canvas_size(layer)
+        path = np.concatenate([screen_positions(files.layout(layer, s, kind)[i:i + 1], files.box(layer, kind), size)
+                               for s in SNAPSHOT_STEPS])
+        lengths = np.linalg.norm(np.diff(path, axis=0), axis=1)
+        k = int(np.argmax(lengths))
+        assert lengths[k] > 8, f"{layer}: example {i} hardly moves"
+        x, y = pixel_of((path[k] + path[k + 1]) / 2)
+        shot = dashboard.pixels(layer)
+        assert shot[y - 1:y + 2, x - 1:x + 2].min() < 100, f"{layer}: no path line at {(x, y)}"
+    assert dashboard.click("fc1", (2, 2)) == ""  # nothing there: the selection is cleared
+
+
+def test_play_animates_the_steps_and_makes_the_readme_gif(dashboard, shots):
+    dashboard.press_on_slider("Home")
+    frames = dashboard.frames_of_play("body", GIF_FRAME_MS)  # controls, legend and panels
+    assert dashboard.step() == STEPS and {step for step, _ in frames} == set(SNAPSHOT_STEPS)
+    distinct = {image.tobytes() for _, image in frames}
+    assert len(distinct) >= 4 * (len(SNAPSHOT_STEPS) - 1), f"{len(distinct)} distinct frames of {len(frames)}"
+    small = [image.resize((image.width // 2, image.height // 2), Image.LANCZOS) for _, image in frames]
+    small[0].save(shots / "dashboard.gif", save_all=True, append_images=small[1:] + [small[-1]] * 10,
+                  duration=GIF_FRAME_MS, loop=0, optimize=True)
+
+
+def test_a_run_without_layouts_shows_how_to_compute_them(dashboard):
+    assert dashboard.select_run(PLAIN_RUN) == "hint"
+    hint = dashboard.text(".status")
+    assert "projector-layouts" in hint and PLAIN_RUN in hint
+    assert dashboard.frame.locator("canvas[data-layer]").count() == 0
+    assert dashboard.select_run(RUN) == "ready"
+
+
+def test_a_tensor_whose_layouts_change_while_shown_is_redrawn(dashboard, files, logdir):
+    dashboard.press_on_slider("End")
+    before = dashboard.frame.evaluate("() => document.body.dataset.generation")
+    _stand_in_layouts(logdir / RUN, flip=snapshot_name("fc1", STEPS))
+    dashboard.page.clock.fast_forward(POLL_MS)  # the page's next check of its run, now
+    dashboard.frame.wait_for_function("g => document.body.dataset.generation !== g", arg=before, timeout=30_000)
+    dashboard.settled()
+    _assert_points_drawn_where_the_layout_says(dashboard, RunFiles(logdir / RUN), "fc1", STEPS)
+
+
+def test_open_in_the_projector_switches_tab_and_shows_that_tensor(browser, board):
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        dashboard = DashboardPage(page, board.url)
+        name = dashboard.shown_tensor("fc1")
+        button = dashboard.frame.locator(".panel:has(canvas[data-layer='fc1']) button.open")
+        assert button.get_attribute("title") == f"Open {name} in the PROJECTOR"
+        button.click()
+        page.wait_for_url("**/#projector")
+        deadline = time.monotonic() + 90
+        frame = None
+        while frame is None and time.monotonic() < deadline:
+            frame = next((f for f in page.frames if f.url.endswith(PROJECTOR_FRAME)), None)
+            page.wait_for_timeout(200)
+        assert frame is not None, dashboard.context()
+        frame.wait_for_function(f"""([name, rows]) => {{ const p = ({FIND_PROJECTOR})();
+            return p && p.dataPanel.selectedTensor === name && p.dataSet && p.dataSet.points.length === rows; }}""",
+                                arg=[name, PROBE], timeout=90_000)
+        assert not dashboard.log.errors, dashboard.log.report()
+    finally:
+        page.close()
