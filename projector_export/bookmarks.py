@@ -135,6 +135,14 @@ def bookmarks_filename(data: bytes) -> str:
     return f"{BOOKMARKS_PREFIX}{hashlib.blake2b(data, digest_size=8).hexdigest()}.json"
 
 
+def tensor_digest(rows: np.ndarray) -> str:
+    """A short hash of a tensor's rows as float32: which rows a layout was computed from."""
+    array = np.ascontiguousarray(rows, dtype=np.float32)
+    h = hashlib.blake2b(str(array.shape).encode(), digest_size=8)
+    h.update(array.data)
+    return h.hexdigest()
+
+
 def decode_states(data: bytes | str) -> list[dict]:
     """The states of a bookmarks file; raises ValueError when it is not a JSON array of objects."""
     try:
