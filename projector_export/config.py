@@ -152,11 +152,13 @@ def staged_was_published(run_dir: str) -> None:
 
 
 def _portable_entry(entry: EmbeddingInfo) -> EmbeddingInfo:
-    """`entry` as the portable copy lists it: metadata and sprite paths relative to the run directory."""
+    """`entry` as the portable copy lists it: metadata, bookmarks and sprite paths relative to the run directory."""
     copy = EmbeddingInfo()
     copy.CopyFrom(entry)
     if copy.metadata_path:
         copy.metadata_path = os.path.join(ASSETS_DIRNAME, copy.metadata_path)
+    if copy.bookmarks_path:
+        copy.bookmarks_path = os.path.join(ASSETS_DIRNAME, copy.bookmarks_path)
     if copy.sprite.image_path:
         copy.sprite.image_path = os.path.join(ASSETS_DIRNAME, copy.sprite.image_path)
     return copy
@@ -191,8 +193,8 @@ def _to_texts(config: ProjectorConfig, texts: dict[bytes, tuple[str, str]]) -> t
 
 
 def referenced_files(config: ProjectorConfig) -> set[str]:
-    """Paths (relative to the config's folder) of the metadata and sprite files the config refers to."""
-    paths = {entry.metadata_path for entry in config.embeddings} | {e.sprite.image_path for e in config.embeddings}
+    """Paths (relative to the config's folder) of the metadata, bookmarks and sprite files the config refers to."""
+    paths = {p for e in config.embeddings for p in (e.metadata_path, e.bookmarks_path, e.sprite.image_path)}
     return {os.path.normpath(path) for path in paths if path}
 
 

@@ -17,6 +17,7 @@ from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, Pr
 from projector_export import checkpoint, events, kill_points
 from projector_export import config as config_lib
 from projector_export.assets import ASSET_NAME_RE, Assets, write_assets
+from projector_export.atomic import write_once
 from projector_export.inputs import ExportedTensor, check_inputs
 from projector_export.locking import run_lock
 from projector_export.metadata import ASSETS_DIRNAME, PROJECTOR_MAX_POINTS, REDUCTION_TAG
@@ -202,6 +203,80 @@ def export_embeddings(
     )
 
 
+@dataclass(frozen=True)
+class PublishedBookmarks:
+    """What `publish_bookmarks` did.
+
+    Attributes:
+      checkpoint_prefix: the new generation's bundle (None when nothing was published).
+      published: tensor name -> its bookmarks file (absolute path).
+      skipped: tensor name -> why its bookmarks were not published (the tensor is gone, or was exported again
+        since its layouts were computed).
+    """
+
+    checkpoint_prefix: str | None
+    published: Mapping[str, str]
+    skipped: Mapping[str, str]
+
+
+def publish_bookmarks(
+    logdir: str | os.PathLike,
+    bookmarks: Mapping[str, bytes],
+    *,
+    run: str | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> PublishedBookmarks:
+    """Gives tensors of a run their bookmarks files (`bookmarks.encode_states`), as a new checkpoint generation.
+
+    Each file is written content-addressed into the plugin-assets folder and named by the tensor's config entry
+    (`bookmarks_path`); the new generation hard-links the previous bundle's files (no tensor is rewritten), because
+    a running TensorBoard re-reads a run's config only when the state file names another bundle. Under the run's
+    lock, through the export's atomic steps: a reader sees the old config or the new one, also after a kill.
+    A tensor exported again later gets a config entry without bookmarks (`export_embeddings` writes it afresh).
+
+    Args:
+      logdir, run: the run, as for `export_embeddings`.
+      bookmarks: tensor name -> the bookmarks file's bytes.
+      sources: tensor name -> `bookmarks.tensor_digest` of the rows the layouts were computed from; a tensor
+        whose rows differ now (exported again meanwhile) is skipped.
+    """
+    from projector_export.bookmarks import bookmarks_filename, tensor_digest
+
+    logdir = check_logdir(logdir)
+    run_dir = logdir if run is None else os.path.join(logdir, check_run_name(run))
+    assets_dir = os.path.join(run_dir, ASSETS_DIRNAME)
+    with run_lock(assets_dir):
+        old_config = config_lib.read_config(run_dir)
+        previous = checkpoint.current_prefix(run_dir, old_config.model_checkpoint_path)
+        held = {entry.tensor_name for entry in old_config.embeddings} if previous else set()
+        skipped = {name: "not in the run" for name in bookmarks if name not in held}
+        reader = None
+        for name, digest in (sources or {}).items():
+            if name in bookmarks and name not in skipped:
+                if reader is None:
+                    reader = checkpoint.reader(previous)
+                if tensor_digest(reader.get_tensor(name)) != digest:
+                    skipped[name] = "exported again since its layouts were computed"
+        files = {name: bookmarks_filename(data) for name, data in bookmarks.items() if name not in skipped}
+        if not files:
+            return PublishedBookmarks(None, {}, skipped)
+        for name, filename in files.items():
+            write_once(os.path.join(assets_dir, filename), lambda data=bookmarks[name]: data)
+        kill_points.reached("assets-written")
+        prefix = checkpoint.link_generation(previous)
+        new_config = ProjectorConfig()
+        new_config.CopyFrom(old_config)
+        new_config.model_checkpoint_path = prefix
+        for entry in new_config.embeddings:
+            if entry.tensor_name in files:
+                entry.bookmarks_path = files[entry.tensor_name]
+        config_lib.stage_config(run_dir, new_config)
+        kill_points.reached("config-staged")
+        checkpoint.publish(run_dir, prefix, previous)
+        _delete_unreferenced_assets(assets_dir, old_config, new_config)
+    return PublishedBookmarks(prefix, {name: os.path.join(assets_dir, f) for name, f in files.items()}, skipped)
+
+
 def _check_run_dir(run_dir: str) -> None:
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ValueError(f"Invalid run directory {run_dir!r}: it is a file, expected a directory. Choose another run.")
@@ -250,7 +325,7 @@ def _reduction_markdown(reduced: list[ExportedTensor]) -> str:
 
 
 def _delete_unreferenced_assets(assets_dir: str, old: ProjectorConfig, new: ProjectorConfig) -> None:
-    """Deletes the sprites and metadata that neither config refers to.
+    """Deletes the sprites, metadata and bookmarks that neither config refers to.
 
     Files only the old config refers to stay one export longer, for a reader that read the old
     config a moment ago; files of an export killed before its config was written are deleted.
