@@ -1,72 +1,63 @@
-"""Bookmark files of layouts, written per the layout data format of the team plan (test helper).
+"""Layouts written into a run with the layouts' own writer, and read back independently (test helper).
 
-Stands in for the layouts' own writer until it lands: a JSON array of TensorBoard `State` objects, one per
-layout, each carrying the `projectorExport` marker, named content-addressed in the plugin-assets folder and
-set as `bookmarks_path` in the run's config and its portable copy (renamed into place, so a reader never
-sees half a file).
+`write_layouts` publishes given coordinates as bookmark states (`bookmarks.make_states`, `publish_bookmarks`);
+`compute_layouts_of_run` lays out every snapshot tensor of a run, each layer's steps in order, each continuing
+the previous one (`layouts.compute_layouts`), as the layouts' command does for a run; `read_bookmarks` reads a
+bookmarks file the way the format says, without the package's reader.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 from google.protobuf import text_format
 from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
-from projector_export.atomic import write_atomic
-from projector_export.config import FALLBACK_MARKER, config_path, fallback_path
-from projector_export.metadata import ASSETS_DIRNAME
-from projector_export.naming import parse_snapshot_name
-
-KEYS = {"pca": "pca", "tsne": "tsne", "umap": "umap"}
-NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
-
-
-def states(tensor: str, layouts: Mapping[str, np.ndarray], *, color_by: str = "label",
-           continues: int | None = None) -> list[dict]:
-    """The bookmark states of `tensor`: one per layout kind, coordinates rounded to 4 decimals."""
-    layer, step = parse_snapshot_name(tensor) or (tensor, None)
-    out = []
-    for kind, coordinates in layouts.items():
-        rows, dims = coordinates.shape
-        key = KEYS[kind]
-        projections = [{f"{key}-{d}": round(float(v), 4) for d, v in enumerate(row)} for row in coordinates]
-        out.append({
-            "label": f"{NAMES[kind]}, all {rows:,} points", "projections": projections,
-            "selectedProjection": kind, "selectedColorOptionName": color_by, "selectedLabelOption": color_by,
-            "pcaComponentDimensions": [0, 1, 2], "tSNEPerplexity": 30, "tSNELearningRate": 10,
-            "tSNEIteration": 1 if kind == "tsne" else 0, "tSNEis3d": dims == 3, "umapIs3d": dims == 3,
-            "selectedPoints": [], "filteredPoints": None, "customXLeftText": "", "customXRightText": "",
-            "customYUpText": "", "customYDownText": "",
-            "projectorExport": {"format": 1, "tensor": tensor, "layer": layer, "step": step, "layout": kind,
-                                "key": key, "dims": dims, "rows": rows, "continues": continues},
-        })
-    return out
+from projector_export import checkpoint
+from projector_export.bookmarks import LayoutState, encode_states, make_states
+from projector_export.config import config_path
+from projector_export.exporter import publish_bookmarks
+from projector_export.layouts import compute_layouts
+from projector_export.naming import CLASS_EMBEDDING_NAME, parse_snapshot_name
 
 
-def write_layouts(run_dir: str | os.PathLike, layouts: Mapping[str, Mapping[str, np.ndarray]],
-                  **options) -> dict[str, str]:
-    """Writes a bookmarks file for each tensor of `layouts` ({tensor: {kind: rows×dims}}) and names it in the
-    run's config and portable copy; returns tensor -> the file's path."""
-    run_dir = os.fspath(run_dir)
-    names = {}
+def write_layouts(run_dir: str | os.PathLike, layouts: Mapping[str, Mapping[str, np.ndarray]], *,
+                  class_column: str = "label") -> dict[str, str]:
+    """Publishes {tensor: {kind: rows×dims}} (each with a rows×3 "pca") as the tensors' bookmarks; returns tensor
+    -> its bookmarks file."""
+    run_dir = Path(run_dir)
+    files = {}
     for tensor, kinds in layouts.items():
-        text = json.dumps(states(tensor, kinds, **options), separators=(",", ":"))
-        name = f"bookmarks-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
-        write_atomic(os.path.join(run_dir, ASSETS_DIRNAME, name), text)
-        names[tensor] = name
-    for path, prefix, header in ((config_path(run_dir), "", ""),
-                                 (fallback_path(run_dir), ASSETS_DIRNAME + "/", FALLBACK_MARKER + "\n")):
-        config = text_format.Parse(open(path, encoding="utf-8").read(), ProjectorConfig())
-        for entry in config.embeddings:
-            if entry.tensor_name in names:
-                entry.bookmarks_path = prefix + names[entry.tensor_name]
-        write_atomic(path, header + text_format.MessageToString(config))
-    return {tensor: os.path.join(run_dir, ASSETS_DIRNAME, name) for tensor, name in names.items()}
+        layer, step = parse_snapshot_name(tensor)
+        states = [LayoutState(kind, coordinates) for kind, coordinates in kinds.items()]
+        pca = kinds["pca"]
+        files[tensor] = encode_states(make_states(tensor, layer, step, states, pca=pca, tensor_shape=pca.shape,
+                                                  class_column=class_column))
+    published = publish_bookmarks(run_dir.parent, files, run=run_dir.name)
+    assert not published.skipped, published.skipped
+    return dict(published.published)
+
+
+def compute_layouts_of_run(run_dir: str | os.PathLike, method: str | None = "umap") -> dict[str, str]:
+    """Every snapshot tensor's layouts (the class embedding's aside), computed from its rows in the run's bundle,
+    each layer's steps in order, and published; returns tensor -> its bookmarks file."""
+    config = text_format.Parse(Path(config_path(run_dir)).read_text(), ProjectorConfig())
+    reader = checkpoint.reader(config.model_checkpoint_path)
+    names = [e.tensor_name for e in config.embeddings if parse_snapshot_name(e.tensor_name)
+             and parse_snapshot_name(e.tensor_name)[0] != CLASS_EMBEDDING_NAME]
+    layouts, previous = {}, {}
+    for name in sorted(names, key=lambda n: parse_snapshot_name(n)[::-1]):
+        layer, step = parse_snapshot_name(name)
+        before = previous.get(layer)
+        _, computed = compute_layouts(reader.get_tensor(name), before and before[1], method=method,
+                                      continues=before and before[0])
+        layouts[name] = {item.layout: item.coordinates for item in computed}
+        previous[layer] = (step, layouts[name])
+    return write_layouts(run_dir, layouts)
 
 
 def read_bookmarks(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from _browser import _FIND_PROJECTOR as FIND_PROJECTOR
 from _browser import VIEWPORT, launch_chromium
 from _dashboard_page import (
@@ -31,7 +30,7 @@ from _dashboard_page import (
     screen_positions,
     uncovered,
 )
-from _layouts import read_bookmarks, write_layouts
+from _layouts import compute_layouts_of_run, read_bookmarks, write_layouts
 from _tensorboard_reader import Served
 from _tensorboard_server import TensorBoardServer
 from google.protobuf import text_format
@@ -43,7 +42,7 @@ from projector_export import export_embeddings
 from projector_export.config import config_path
 from projector_export.dashboard.metadata import PLUGIN_NAME, TAB_NAME
 from projector_export.metadata import ASSETS_DIRNAME
-from projector_export.naming import CLASS_EMBEDDING_NAME, separability_tag, snapshot_name
+from projector_export.naming import separability_tag, snapshot_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -69,30 +68,14 @@ def _program(name: str) -> str:
     return path
 
 
-def _stand_in_layouts(run_dir: Path, flip: str | None = None) -> None:
-    """A PCA of every snapshot tensor, signs matched step to step, written as the layouts' bookmarks."""
-    config = text_format.Parse(Path(config_path(run_dir)).read_text(), ProjectorConfig())
-    reader = tf.train.load_checkpoint(config.model_checkpoint_path)
-    layouts, previous = {}, {}
-    for name in sorted(e.tensor_name for e in config.embeddings if not e.tensor_name.startswith(CLASS_EMBEDDING_NAME)):
-        x = reader.get_tensor(name).astype(np.float64)
-        u, s, _ = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
-        y = u[:, :3] * s[:3]
-        layer = name.split("/")[0]
-        if layer in previous:
-            y *= np.where(np.sum(y * previous[layer], axis=0) < 0, -1, 1)
-        previous[layer] = y
-        layouts[name] = {"pca": y, "umap": y[:, :2] * (-1 if name == flip else 1)}
-    write_layouts(run_dir, layouts)
-
-
 @pytest.fixture(scope="module")
 def logdir(mnist_dir, tmp_path_factory) -> Path:
     logdir = tmp_path_factory.mktemp("dashboard-logs")
     argv = [_program("projector-train"), *TRAIN_ARGS, "--logdir", str(logdir), "--data-dir", str(mnist_dir)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"{' '.join(argv)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    _stand_in_layouts(logdir / RUN)
+    # PCA layouts (UMAP's would add most of a minute of CPU to the suite; the routes' tests cover two kinds).
+    compute_layouts_of_run(logdir / RUN, method=None)
     export_embeddings(logdir, {snapshot_name("fc1", 0): np.eye(12, 4)}, run=PLAIN_RUN, metadata=list("abcdefghijkl"))
     return logdir
 
@@ -262,22 +245,29 @@ def test_a_search_highlights_its_matches_in_every_panel_and_counts_them(dashboar
     assert dashboard.search("label", "") == ""
 
 
+def _dark_near(shot: np.ndarray, point, reach: int) -> bool:
+    """Whether a pixel within `reach` px of `point` is dark (every channel < 100): the path's ink, which no class
+    colour is."""
+    x, y = pixel_of(np.asarray(point))
+    return bool((shot[max(y - reach, 0):y + reach + 1, max(x - reach, 0):x + reach + 1].max(axis=2) < 100).any())
+
+
 def test_clicking_a_point_draws_its_path_over_the_steps_in_every_panel(dashboard, files):
     dashboard.press_on_slider("End")
     centres = _centres(dashboard, files, "fc1", STEPS)
     i = _isolated_point(centres)
-    assert f"row {i} " in dashboard.click("fc1", centres[i])
     kind = dashboard.value("select.layout")
-    for layer in LAYERS:
-        size = dashboard.canvas_size(layer)
-        path = np.concatenate([screen_positions(files.layout(layer, s, kind)[i:i + 1], files.box(layer, kind), size)
-                               for s in SNAPSHOT_STEPS])
-        lengths = np.linalg.norm(np.diff(path, axis=0), axis=1)
-        k = int(np.argmax(lengths))
-        assert lengths[k] > 8, f"{layer}: example {i} hardly moves"
-        x, y = pixel_of((path[k] + path[k + 1]) / 2)
+    paths = {layer: np.concatenate([screen_positions(files.layout(layer, s, kind)[i:i + 1], files.box(layer, kind),
+                                                     dashboard.canvas_size(layer)) for s in SNAPSHOT_STEPS])
+             for layer in LAYERS}
+    before = {layer: dashboard.pixels(layer) for layer in LAYERS}
+    assert not any(_dark_near(before[layer], p, 3) for layer in LAYERS for p in paths[layer])
+    assert f"row {i} " in dashboard.click("fc1", centres[i])
+    for layer, path in paths.items():
         shot = dashboard.pixels(layer)
-        assert shot[y - 1:y + 2, x - 1:x + 2].min() < 100, f"{layer}: no path line at {(x, y)}"
+        assert all(_dark_near(shot, p, 3) for p in path), f"{layer}: a step of example {i}'s path is not marked"
+        longest = int(np.argmax(np.linalg.norm(np.diff(path, axis=0), axis=1)))
+        assert _dark_near(shot, (path[longest] + path[longest + 1]) / 2, 1), f"{layer}: no line between steps"
     assert dashboard.click("fc1", (2, 2)) == ""  # nothing there: the selection is cleared
 
 
@@ -303,11 +293,14 @@ def test_a_run_without_layouts_shows_how_to_compute_them(dashboard):
 def test_a_tensor_whose_layouts_change_while_shown_is_redrawn(dashboard, files, logdir):
     dashboard.press_on_slider("End")
     before = dashboard.frame.evaluate("() => document.body.dataset.generation")
-    _stand_in_layouts(logdir / RUN, flip=snapshot_name("fc1", STEPS))
+    name = snapshot_name("fc1", STEPS)
+    write_layouts(logdir / RUN, {name: {"pca": files.layout("fc1", STEPS, "pca") * [-1, 1, 1]}})
     dashboard.page.clock.fast_forward(POLL_MS)  # the page's next check of its run, now
     dashboard.frame.wait_for_function("g => document.body.dataset.generation !== g", arg=before, timeout=30_000)
     dashboard.settled()
-    _assert_points_drawn_where_the_layout_says(dashboard, RunFiles(logdir / RUN), "fc1", STEPS)
+    changed = RunFiles(logdir / RUN)
+    assert not np.array_equal(changed.layout("fc1", STEPS, "pca"), files.layout("fc1", STEPS, "pca"))
+    _assert_points_drawn_where_the_layout_says(dashboard, changed, "fc1", STEPS)
 
 
 def test_open_in_the_projector_switches_tab_and_shows_that_tensor(browser, board):

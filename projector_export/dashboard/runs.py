@@ -15,10 +15,44 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from projector_export import config as config_lib
-from projector_export.dashboard.layouts import Layout, read_layouts
+from projector_export.bookmarks import marker, read_states, state_coordinates
 from projector_export.metadata import STATE_FILENAME
 from projector_export.naming import CLASS_EMBEDDING_NAME, parse_snapshot_name
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One layout of a tensor as the page needs it: what its bookmark's marker says, and its coordinates."""
+
+    layout: str  # "pca", "tsne" or "umap"
+    label: str  # the bookmark's name in the PROJECTOR's Bookmarks tray
+    step: int | None
+    continues: int | None  # the step whose layout this one started from and is aligned to
+    color_by: str | None  # the metadata column the state colours by (the class column)
+    coordinates: np.ndarray  # rows × dims, float32
+
+    @property
+    def dims(self) -> int:
+        return self.coordinates.shape[1]
+
+    @property
+    def rows(self) -> int:
+        return self.coordinates.shape[0]
+
+
+def read_layouts(path: str) -> list[Layout]:
+    """The layouts of the bookmarks file at `path`: its states with our marker (`bookmarks.py`), in file order;
+    ValueError naming the file when it or a state is unreadable."""
+    try:
+        return [Layout(layout=found["layout"], label=str(state.get("label", "")), step=found.get("step"),
+                       continues=found.get("continues"), coordinates=state_coordinates(state),
+                       color_by=state.get("selectedColorOptionName") if state.get("selectedLabelOption") else None)
+                for state in read_states(path) if (found := marker(state)) is not None]
+    except ValueError as e:
+        raise ValueError(f"{os.path.basename(path)}: {e}") from None
 
 
 @dataclass(frozen=True)
