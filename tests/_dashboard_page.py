@@ -54,12 +54,14 @@ def uncovered(pixels: np.ndarray, side: int) -> np.ndarray:
 class DashboardPage:
     """TensorBoard's page opened on the dashboard's tab; `frame` is the plugin's own frame."""
 
-    def __init__(self, page, base_url: str, *, timeout_ms: float = 90_000):
-        """Opens the tab; the page's clock is Playwright's (flowing as usual until `frames_of_play` stops it)."""
+    def __init__(self, page, base_url: str, *, timeout_ms: float = 90_000, clock: bool = True):
+        """Opens the tab; with `clock`, the page's clock is Playwright's (flowing as usual until `frames_of_play`
+        stops it); without, the browser's own (frame times as a person gets them)."""
         self.page = page
         self.log = ConsoleLog(page)
         page.set_default_timeout(timeout_ms)
-        page.clock.install()
+        if clock:
+            page.clock.install()
         page.goto(f"{base_url}/#{PLUGIN_NAME}")
         deadline = time.monotonic() + timeout_ms / 1000
         self.frame = None

@@ -234,12 +234,20 @@ class Dashboard {
     return this.scales.get(key);
   }
 
-  matches(table) {
+  /** 1 for each row whose search column matches the search box's regular expression (as the PROJECTOR's search
+   * in regex mode: case-insensitive), once per table, column and query; null without a query. */
+  matches(table, file) {
     const query = this.ui.search.value;
     if (!query) return null;
     const column = this.ui.searchBy.value;
-    const regex = new RegExp(query, 'i'); // as the PROJECTOR's search box in regex mode
-    return Uint8Array.from(table.values[column], (v) => (v !== null && regex.test(String(v)) ? 1 : 0));
+    if (this.found?.query !== `${column}\n${query}`) {
+      this.found = {query: `${column}\n${query}`, regex: new RegExp(query, 'i'), tables: new Map()};
+    }
+    const {regex, tables} = this.found;
+    if (!tables.has(file)) {
+      tables.set(file, Uint8Array.from(table.values[column], (v) => (v !== null && regex.test(String(v)) ? 1 : 0)));
+    }
+    return tables.get(file);
   }
 
   /** Recomputes colours, legend and search matches for the shown step; redraws unless `redraw` is false. */
@@ -249,7 +257,7 @@ class Dashboard {
     const file = this.data.info.tensors[this.panels.find((p) => p.tensorName)?.tensorName]?.metadata;
     views.showLegend(this.ui.legend, this.scale(table, file).legend);
     try {
-      const found = this.matches(table);
+      const found = this.matches(table, file);
       this.ui.searchMessage.textContent = found ? `${found.reduce((a, b) => a + b, 0)} matches.` : '';
     } catch (error) {
       this.ui.searchMessage.textContent = 'Invalid regular expression.';
@@ -265,7 +273,7 @@ class Dashboard {
       const scale = table ? this.scale(table, file) : null;
       let emphasis = null;
       try {
-        emphasis = table ? this.matches(table) : null;
+        emphasis = table ? this.matches(table, file) : null;
       } catch (error) {
         emphasis = null; // an invalid expression: the message says so, the points stay as they are
       }

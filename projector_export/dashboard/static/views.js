@@ -173,7 +173,7 @@ export class Panel {
     this.plot.append(this.canvas, this.corner, this.note);
     this.element.append(head, this.plot);
     grid.appendChild(this.element);
-    this.ctx = this.canvas.getContext('2d');
+    this.ctx = this.canvas.getContext('2d', {willReadFrequently: true}); // a CPU canvas: putImageData is a copy
     this.box = null;
     this.screen = new Float32Array(0);
     this.resize();
@@ -211,31 +211,40 @@ export class Panel {
     this.pixels.fill(BACKGROUND);
     const n = xy && this.box ? xy.length / 2 : 0;
     if (this.screen.length !== 2 * n) this.screen = new Float32Array(2 * n);
+    const {screen, ox, oy, scale} = this;
+    const [x0, , , y1] = this.box || [];
     for (let i = 0; i < n; i++) {
-      this.screen[2 * i] = this.ox + this.scale * (xy[2 * i] - this.box[0]);
-      this.screen[2 * i + 1] = this.oy + this.scale * (this.box[3] - xy[2 * i + 1]);
+      screen[2 * i] = ox + scale * (xy[2 * i] - x0);
+      screen[2 * i + 1] = oy + scale * (y1 - xy[2 * i + 1]);
     }
     const side = Math.max(1, Math.round(size * this.dpr));
     if (emphasis) {
-      for (let i = 0; i < n; i++) if (!emphasis[i]) this.square(i, faded[i], side);
-      const highlight = pack(SELECTED_RGB);
-      for (let i = 0; i < n; i++) if (emphasis[i]) this.square(i, highlight, side + 2);
+      this.squares(n, faded, null, emphasis, 0, side);
+      this.squares(n, null, pack(SELECTED_RGB), emphasis, 1, side + 2);
     } else {
-      for (let i = 0; i < n; i++) this.square(i, colors[i], side);
+      this.squares(n, colors, null, null, 0, side);
     }
     this.ctx.putImageData(this.image, 0, 0);
     this.drawMarks(n, selected, path, hovered);
   }
 
-  square(i, color, side) {
+  /** Writes a `side`-px square around each point (those whose `only[i]` equals `value`, if given), in `colors[i]`
+   * or `color`, straight into the pixels: the pixel nearest the point's position, and up-left of it. */
+  squares(n, colors, color, only, value, side) {
+    const {pixels, screen, dpr} = this;
     const width = this.canvas.width;
     const height = this.canvas.height;
-    const left = Math.round(this.screen[2 * i] * this.dpr) - (side >> 1);
-    const top = Math.round(this.screen[2 * i + 1] * this.dpr) - (side >> 1);
-    const x0 = Math.max(0, left);
-    const x1 = Math.min(width, left + side);
-    for (let y = Math.max(0, top); y < Math.min(height, top + side); y++) {
-      this.pixels.fill(color, y * width + x0, y * width + x1);
+    const half = side >> 1;
+    for (let i = 0; i < n; i++) {
+      if (only !== null && only[i] !== value) continue;
+      const c = colors === null ? color : colors[i];
+      const left = Math.round(screen[2 * i] * dpr) - half;
+      const top = Math.round(screen[2 * i + 1] * dpr) - half;
+      const right = left + side < width ? left + side : width;
+      const bottom = top + side < height ? top + side : height;
+      for (let y = top < 0 ? 0 : top; y < bottom; y++) {
+        for (let p = y * width + (left < 0 ? 0 : left), end = y * width + right; p < end; p++) pixels[p] = c;
+      }
     }
   }
 
