@@ -96,6 +96,11 @@ class DashboardPage:
             getComputedStyle(item.querySelector('.chip')).backgroundColor])""")
         return {label: tuple(int(v) for v in re.findall(r"\d+", css)[:3]) for label, css in items}
 
+    def legend_counts(self) -> dict[str, str]:
+        """Colour-by value -> the count the legend shows beside it."""
+        return self.frame.evaluate("""() => Object.fromEntries([...document.querySelectorAll('.legend .item')]
+            .map(item => [item.querySelector('.label').textContent, item.querySelector('.count').textContent]))""")
+
     def step(self) -> int:
         return int(self.frame.evaluate("() => document.body.dataset.step"))
 

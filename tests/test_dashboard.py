@@ -14,17 +14,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from _layouts import read_bookmarks, write_layouts
+from google.protobuf import text_format
 from tensorboard import default
 from tensorboard.backend import application
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.plugins import base_plugin
+from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 from werkzeug import test as werkzeug_test
 from werkzeug import wrappers
 
 from projector_export import export_embeddings
+from projector_export.config import config_path
 from projector_export.dashboard import metadata as dashboard_metadata
 from projector_export.dashboard import runs as dashboard_runs
 from projector_export.dashboard.plugin import LayersPlugin
+from projector_export.metadata import ASSETS_DIRNAME
 from projector_export.naming import CLASS_EMBEDDING_NAME, separability_tag, snapshot_name
 
 ROUTE = f"/data/plugin/{dashboard_metadata.PLUGIN_NAME}"
@@ -97,10 +101,6 @@ def client(logdir) -> Client:
 
 
 def _entries(run_dir: Path) -> dict[str, object]:
-    from google.protobuf import text_format
-    from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
-
-    from projector_export.config import config_path
     config = text_format.Parse(Path(config_path(run_dir)).read_text(), ProjectorConfig())
     return {e.tensor_name: e for e in config.embeddings}
 
@@ -153,7 +153,7 @@ def test_a_run_lists_its_layers_steps_and_separability(client, logdir):
 def test_coordinates_are_the_bookmarks_values_as_float32(client, logdir):
     entries = _entries(logdir / "r")
     for name in client.json("/run", run="r")["tensors"]:
-        saved = read_bookmarks(logdir / "r" / dashboard_runs.config_lib.ASSETS_DIRNAME / entries[name].bookmarks_path)
+        saved = read_bookmarks(logdir / "r" / ASSETS_DIRNAME / entries[name].bookmarks_path)
         listed = client.json("/layouts", run="r", tensor=name)
         assert [(x["layout"], x["dims"], x["rows"], x["colorBy"]) for x in listed] == [
             ("pca", 3, ROWS, "label"), ("umap", 2, ROWS, "label")]
@@ -163,7 +163,7 @@ def test_coordinates_are_the_bookmarks_values_as_float32(client, logdir):
 
 def test_metadata_and_sprite_are_the_tensors_own_rows(client, logdir):
     entries = _entries(logdir / "r")
-    assets = logdir / "r" / dashboard_runs.config_lib.ASSETS_DIRNAME
+    assets = logdir / "r" / ASSETS_DIRNAME
     for step in STEPS:
         name = snapshot_name("dense", step)
         status, response = client.get("/metadata", run="r", tensor=name)
@@ -179,6 +179,7 @@ def test_metadata_and_sprite_are_the_tensors_own_rows(client, logdir):
 @pytest.mark.parametrize("route, params, says", [
     ("/run", {"run": "missing"}, "no run 'missing'"),
     ("/run", {}, "no run None"),
+    ("/run", {"run": "."}, "run '.' has no layer snapshots"),
     ("/layouts", {"run": "r", "tensor": "dense/step_000099"}, "no snapshot tensor 'dense/step_000099'"),
     ("/layouts", {"run": "r", "tensor": snapshot_name(CLASS_EMBEDDING_NAME, 0)}, "no snapshot tensor"),
     ("/coordinates", {"run": "r", "tensor": "dense/step_000000", "layout": "tsne"}, "no 'tsne' layout"),
@@ -231,3 +232,13 @@ def test_a_moved_logdir_is_read_through_its_portable_config(tmp_path, logdir, cl
         assert served.get("/metadata", run="r", tensor=name)[0] == 200
     finally:
         os.rename(tmp_path / "gone", logdir)
+
+
+def test_a_run_whose_config_is_not_a_projector_config_is_a_404_naming_the_problem(tmp_path):
+    _export(tmp_path, "r")
+    _export(tmp_path, "broken")
+    Path(config_path(tmp_path / "broken")).write_text("embeddings { tensor_name: ")
+    client = Client(tmp_path)
+    assert [run["run"] for run in client.json("/runs")] == ["r"]
+    status, response = client.get("/run", run="broken")
+    assert status == 404 and "is not a valid ProjectorConfig" in response.get_data(as_text=True)

@@ -155,18 +155,18 @@ def _centres(dashboard, files, layer, step) -> np.ndarray:
     return pixel_of(screen_positions(files.layout(layer, step, kind), files.box(layer, kind), size))
 
 
-def _assert_points_drawn_where_the_layout_says(dashboard, files, layer, step):
+def _assert_points_drawn_where_the_layout_says(dashboard, files, layer, step, column="label"):
     assert dashboard.shown_tensor(layer) == snapshot_name(layer, step), dashboard.context()
     centres = _centres(dashboard, files, layer, step)
     shot = dashboard.pixels(layer)
-    labels = files.column(layer, step, "label")
+    labels = files.column(layer, step, column)
     legend = dashboard.legend()
     assert sorted(legend) == sorted(set(labels)) and len(set(legend.values())) == len(legend), legend
     free = uncovered(centres, SIDE)  # points no later point is drawn over
     assert free.any(), f"{layer}: every point is drawn over by another one"
     drawn = shot[centres[:, 1], centres[:, 0]]
     wrong = [i for i in np.flatnonzero(free) if tuple(drawn[i]) != legend[labels[i]]]
-    assert not wrong, f"{layer}: points drawn in another colour than their class's: {wrong[:10]}"
+    assert not wrong, f"{layer}: points drawn in another colour than their {column}'s: {wrong[:10]}"
     # Nothing drawn elsewhere: the page's non-background pixels are the squares at the expected centres.
     expected = np.zeros(shot.shape[:2], dtype=bool)
     for x, y in centres - SIDE // 2:
@@ -203,6 +203,18 @@ def test_the_tab_is_listed_and_shows_one_panel_per_layer(board, dashboard, files
 def test_points_are_drawn_where_the_layout_puts_them_in_class_colours(dashboard, files, layer):
     dashboard.press_on_slider("End")
     _assert_points_drawn_where_the_layout_says(dashboard, files, layer, STEPS)
+
+
+def test_any_metadata_column_colours_the_points(dashboard, files):
+    dashboard.press_on_slider("End")
+    dashboard.frame.locator("select.color-by").select_option("prediction")
+    try:
+        predictions = files.column("fc1", STEPS, "prediction")
+        assert {k: int(v) for k, v in dashboard.legend_counts().items()} == {
+            value: int((predictions == value).sum()) for value in set(predictions)}
+        _assert_points_drawn_where_the_layout_says(dashboard, files, "fc1", STEPS, column="prediction")
+    finally:
+        dashboard.frame.locator("select.color-by").select_option("label")
 
 
 def test_the_step_control_moves_every_panel_to_that_steps_layout(dashboard, files):

@@ -105,6 +105,9 @@ class LayersPlugin(base_plugin.TBPlugin):
     def _serve_run(self, request):
         ctx, experiment = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
         snapshots = self._snapshots(ctx, experiment, request.args.get("run"))
+        if not snapshots.tensors:
+            raise errors.NotFoundError(f"run {snapshots.run!r} has no layer snapshots ({'; '.join(snapshots.problems)})"
+                                       if snapshots.problems else f"run {snapshots.run!r} has no layer snapshots")
         layers = snapshots.layers()
         body = {
             "run": snapshots.run,
