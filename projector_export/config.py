@@ -92,17 +92,17 @@ def _identity(path: str) -> tuple[int, int, int]:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _parse(path: str) -> ProjectorConfig:
+def _parse(path: str, invalid: str = ("Cannot update {path!r}: it is not a valid ProjectorConfig ({error}). "
+                                       "Fix or delete it, or export into another run.")) -> ProjectorConfig:
+    """The config at `path`; ValueError with the message `invalid` (formatted with `path` and `error`) when the
+    file is not a ProjectorConfig."""
     config = ProjectorConfig()
     with open(path, encoding="utf-8") as f:
         text = f.read()
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as e:
-        raise ValueError(
-            f"Cannot update {path!r}: it is not a valid ProjectorConfig ({e}). Fix or delete it, "
-            "or export into another run."
-        ) from None
+        raise ValueError(invalid.format(path=path, error=e)) from None
     return config
 
 
@@ -209,13 +209,7 @@ def served_config(run_dir: str) -> tuple[ProjectorConfig, str] | None:
     for path in (config_path(run_dir), fallback_path(run_dir)):
         if not os.path.isfile(path):
             continue
-        config = ProjectorConfig()
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        try:
-            text_format.Parse(text, config)
-        except text_format.ParseError as e:
-            raise ValueError(f"{path!r} is not a valid ProjectorConfig ({e}).") from None
+        config = _parse(path, "{path!r} is not a valid ProjectorConfig ({error}).")
         bundle = config.model_checkpoint_path
         if bundle and not glob.glob(glob.escape(bundle) + "*"):
             continue

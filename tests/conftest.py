@@ -1,4 +1,5 @@
-"""Shared fixtures: the real MNIST files, read once per test session through `training.mnist`."""
+"""Shared fixtures: the real MNIST files, read once per test session through `training.mnist`; for the browser
+tests, one headless Chromium and the folder their screenshots go to."""
 
 from __future__ import annotations
 
@@ -24,3 +25,25 @@ def mnist() -> MnistData:
 def mnist_dir(mnist: MnistData) -> Path:
     """The directory holding the four real MNIST IDX files."""
     return mnist.directory
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless (`_browser.launch_chromium`), for one test module (closed at its end: a module
+    that starts Playwright itself cannot while another instance runs in the same thread)."""
+    from _browser import launch_chromium
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory) -> Path:
+    """`$PROJECTOR_SCREENSHOTS` (README's pictures: `docs/screenshots`), else a temporary folder."""
+    folder = os.environ.get("PROJECTOR_SCREENSHOTS")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -9,17 +9,13 @@ dashboard playing the run goes to `$PROJECTOR_SCREENSHOTS/dashboard.gif` (README
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from _browser import _FIND_PROJECTOR as FIND_PROJECTOR
-from _browser import VIEWPORT, launch_chromium
+from _browser import VIEWPORT
 from _dashboard_page import (
     BACKGROUND_RGB,
     PAD,
@@ -31,11 +27,11 @@ from _dashboard_page import (
     uncovered,
 )
 from _layouts import compute_layouts_of_run, read_bookmarks, write_layouts
+from _programs import program, run
 from _tensorboard_reader import Served
 from _tensorboard_server import TensorBoardServer
 from google.protobuf import text_format
 from PIL import Image
-from playwright.sync_api import sync_playwright
 from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
 from projector_export import export_embeddings
@@ -61,19 +57,10 @@ GIF_FRAME_MS = 100
 POLL_MS = 5000  # how often the page checks its run (static/index.js)
 
 
-def _program(name: str) -> str:
-    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    if path is None:
-        raise RuntimeError(f"console script {name!r} not found: install the project with pip install -e '.[test]'")
-    return path
-
-
 @pytest.fixture(scope="module")
 def logdir(mnist_dir, tmp_path_factory) -> Path:
     logdir = tmp_path_factory.mktemp("dashboard-logs")
-    argv = [_program("projector-train"), *TRAIN_ARGS, "--logdir", str(logdir), "--data-dir", str(mnist_dir)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"{' '.join(argv)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    run([program("projector-train"), *TRAIN_ARGS, "--logdir", str(logdir), "--data-dir", str(mnist_dir)])
     # PCA layouts (UMAP's would add most of a minute of CPU to the suite; the routes' tests cover two kinds).
     compute_layouts_of_run(logdir / RUN, method=None)
     export_embeddings(logdir, {snapshot_name("fc1", 0): np.eye(12, 4)}, run=PLAIN_RUN, metadata=list("abcdefghijkl"))
@@ -88,26 +75,10 @@ def board(logdir):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
 def dashboard(browser, board):
     page = browser.new_page(viewport=VIEWPORT)
     yield DashboardPage(page, board.url)
     page.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    folder = os.environ.get("PROJECTOR_SCREENSHOTS")
-    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @pytest.fixture(autouse=True)
