@@ -76,7 +76,7 @@ class LayoutStatus:
     def message(self) -> str:
         """One paragraph for a person: done, or what is left, who computes it and how to wait."""
         if not self.pending:
-            return f"Layouts: all {self.tensors} tensors of {self.run_dir} have theirs (PCA and UMAP bookmarks)."
+            return f"Layouts: all {self.tensors} tensors of {self.run_dir} have their layouts (bookmarks)."
         names = ", ".join(self.pending[:4]) + (", ..." if len(self.pending) > 4 else "")
         head = f"Layouts: {len(self.pending)} of {self.tensors} tensors of {self.run_dir} have none yet ({names})"
         if self.worker:

@@ -39,10 +39,9 @@ def test_consecutive_steps_need_no_rotation_or_reflection(three_steps):
             best = disparity(new.coordinates, old.coordinates, rotate=True)
             assert raw <= 1.25 * best + 1e-9, (new.layout, raw, best)
     # Each step's rows come in a basis of their own: without the alignment their PCA would need a rotation.
-    (x0, *_), (x1, *_) = three_steps[0], three_steps[1]
-    _, unaligned = compute_layouts(x1, None, method=None)
-    assert disparity(unaligned[0].coordinates, three_steps[0][3][0].coordinates) > 1.25 * disparity(
-        unaligned[0].coordinates, three_steps[0][3][0].coordinates, rotate=True)
+    _, unaligned = compute_layouts(three_steps[1][0], None, method=None)
+    first = three_steps[0][3][0].coordinates
+    assert disparity(unaligned[0].coordinates, first) > 1.25 * disparity(unaligned[0].coordinates, first, rotate=True)
 
 
 def test_the_last_layout_separates_the_classes_nearly_as_well_as_the_layer(three_steps):
