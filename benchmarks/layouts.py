@@ -97,7 +97,10 @@ def cost(args) -> None:
 
 def served(args) -> None:
     """Exports the snapshot steps (every layer at once, as a snapshot does) with a worker fed as a training feeds
-    it, and times each step until TensorBoard's projector (in-process, as `tests/_projector_client`) serves it."""
+    it, while a thread polls TensorBoard's projector (in-process, as `tests/_projector_client`) for each step's
+    bookmarks."""
+    import threading
+
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
     from _projector_client import ProjectorClient
 
@@ -109,32 +112,42 @@ def served(args) -> None:
     metadata_columns = {"label": [str(v) for v in data["labels"]]}
     logdir = tempfile.mkdtemp(prefix="layouts-served-")
     feed = LayoutFeed(logdir, "r", method=args.method)
-    exported = {}
+    exported, served_at, done = {}, {}, threading.Event()
+
+    def poll() -> None:
+        client = None
+        while not done.is_set() and len(served_at) < len(steps):
+            if exported:
+                client = client or ProjectorClient(logdir)
+                entries = client.info("r")["embeddings"]
+                for step in set(exported) - set(served_at):
+                    mine = [e for e in entries if e["tensorName"].endswith(f"/step_{step:06d}")]
+                    if mine and all(e.get("bookmarksPath") for e in mine):
+                        served_at[step] = time.perf_counter()
+            time.sleep(0.2)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
     for step in steps:
         names = {f"{layer}/step_{step:06d}": data[f"{layer}/step_{step:06d}"] for layer in SERVED_LAYERS}
         export_embeddings(logdir, names, run="r", metadata=metadata_columns)
         exported[step] = time.perf_counter()
         feed.snapshot_written()
-        time.sleep(args.pause)  # the training between two snapshots
-    ended = time.perf_counter()
+        if step != steps[-1]:
+            time.sleep(args.pause)  # the training between two snapshots
+    ended = time.perf_counter()  # the training's last snapshot is its end
     print(feed.training_ended().message())
-    client, waiting, served_at = ProjectorClient(logdir), set(steps), {}
-    while waiting and time.perf_counter() - ended < args.timeout:
-        for entry in client.info("r")["embeddings"]:
-            step = int(entry["tensorName"].rsplit("_", 1)[1]) if "/step_" in entry["tensorName"] else None
-            if step in waiting and all(e.get("bookmarksPath") for e in client.info("r")["embeddings"]
-                                       if e["tensorName"].endswith(f"step_{step:06d}")):
-                served_at[step] = time.perf_counter()
-                waiting.discard(step)
-        time.sleep(0.2)
+    poller.join(args.timeout)
+    done.set()
     feed.wait(args.timeout)
-    print(f"{len(SERVED_LAYERS)} layers × {args.rows:,} rows, {args.method}, {args.pause:.0f} s between snapshots")
+    print(f"{len(SERVED_LAYERS)} layers × {args.rows:,} rows, {args.method}, {args.pause:.0f} s between snapshots "
+          "(this process idle meanwhile)")
     print("| snapshot step | export → served (s) |")
     print("|---:|---:|")
     for step in steps:
         print(f"| {step} | {served_at[step] - exported[step]:.1f} |" if step in served_at else f"| {step} | - |")
-    if not waiting:
-        print(f"Last snapshot's layouts served {max(served_at.values()) - ended:.1f} s after the last export.")
+    if len(served_at) == len(steps):
+        print(f"Last snapshot's layouts served {max(served_at.values()) - ended:.1f} s after the end of training.")
 
 
 def browser(args) -> None:

@@ -168,15 +168,13 @@ def follow(logdir: str | os.PathLike, run: str | None, lines: Iterable[str], *, 
     check_method(method)
     os.makedirs(os.path.join(run_dir, ASSETS_DIRNAME), exist_ok=True)
     with _holding_lock(logdir, run, run_dir, True, command) as status:
-        for _ in itertools.chain([None], lines):
-            if os.path.isdir(os.path.join(run_dir, ASSETS_DIRNAME)):
-                _compute(logdir, run, run_dir, method, False, status, progress)
-        _compute(logdir, run, run_dir, method, False, status, progress)
+        for _ in itertools.chain([None], lines, [None]):  # now, after each line, and once more at the end
+            _compute(logdir, run, run_dir, method, False, status, progress)
         if trajectories:
             from projector_export.trajectories import build_trajectories
 
             for name, outcome in build_trajectories(logdir, run).items():
-                (progress or print)(f"{name}: {outcome}")
+                (progress or (lambda line: None))(f"{name}: {outcome}")
 
 
 def check_method(method: str) -> None:
