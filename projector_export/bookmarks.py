@@ -171,13 +171,17 @@ def marker(state: Mapping) -> dict | None:
 def state_coordinates(state: Mapping) -> np.ndarray:
     """The coordinates a state of ours holds: float32 rows × dims, row i = tensor row i.
 
-    Raises ValueError for a state without our marker or with missing coordinates.
+    Raises ValueError for a state without our marker or with missing coordinates (a trajectory's per-step states
+    hold none: theirs are the first state's).
     """
     found = marker(state)
     if found is None:
         raise ValueError(f"State {state.get('label')!r} was not written by projector_export (no {MARKER!r} marker).")
     key, dims, rows = found["key"], int(found["dims"]), int(found["rows"])
     points = state.get("projections") or []
+    if found.get("coordinates") == "first state":
+        raise ValueError(f"State {state.get('label')!r} selects rows and holds no coordinates of its own: they are "
+                         "those of its file's first state.")
     if len(points) != rows:
         raise ValueError(f"State {state.get('label')!r} holds {len(points)} points; its marker says {rows}.")
     names = [f"{key}-{d}" for d in range(dims)]
