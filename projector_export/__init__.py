@@ -27,11 +27,16 @@ Public API (everything else is internal):
   follow_checkpoints(directory, export, *, done=..., finished=..., until_step=None, poll_seconds=5.0): a sidecar
       that exports each `step_<N>.keras` checkpoint of a training once, in step order, as they appear;
       checkpoint_steps(directory), exported_steps(logdir, run, names, scalar_tags=()): what it reads back.
+  compute_run_layouts(logdir, run=None, *, method="umap", recompute=False, wait=True, ...) -> LayoutReport: the
+      aligned PCA and UMAP layouts of a run's tensors as their bookmarks; layout_status(logdir, run=None) ->
+      LayoutStatus: what is left and who computes it; build_trajectories(logdir, run=None): `<layer>/trajectory`;
+      LayoutFeed(logdir, run=None): a training's layout worker, fed after each snapshot (docs/layouts.md).
 """
 
 from projector_export.defaults import DEFAULT_IMAGES_EVERY, DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE
 from projector_export.exporter import ExportResult, export_embeddings, tensorboard_command
 from projector_export.inputs import ExportedTensor
+from projector_export.layout_worker import LayoutFeed
 from projector_export.metadata import MAX_SPRITE_SIZE_PX
 from projector_export.reduction import (
     DEFAULT_PCA_COMPONENTS,
@@ -41,8 +46,10 @@ from projector_export.reduction import (
     pca,
     sample_rows,
 )
+from projector_export.run_layouts import LayoutReport, LayoutStatus, compute_run_layouts, layout_status
 from projector_export.separability import knn_separability
 from projector_export.standalone import StandaloneResult, export_standalone
+from projector_export.trajectories import build_trajectories
 from projector_export.validation import check_int, check_logdir, check_run_name, check_writable_dir
 from projector_export.watch import checkpoint_steps, exported_steps, follow_checkpoints
 
@@ -53,9 +60,10 @@ _SNAPSHOTS_API = ("EmbeddingSnapshots", "SharedScores", "export_model_layers", "
 
 __all__ = [
     "DEFAULT_IMAGES_EVERY", "DEFAULT_PCA_COMPONENTS", "DEFAULT_PROBE_SIZE", "DEFAULT_SNAPSHOT_EVERY",
-    "MAX_SPRITE_SIZE_PX", "MIN_PROBE_SIZE", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor", "PCAResult",
-    "StandaloneResult", "StreamingPCA",
-    "check_int", "check_logdir", "check_run_name", "check_writable_dir", "checkpoint_steps", "export_embeddings",
+    "MAX_SPRITE_SIZE_PX", "MIN_PROBE_SIZE", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor", "LayoutFeed",
+    "LayoutReport", "LayoutStatus", "PCAResult", "StandaloneResult", "StreamingPCA", "build_trajectories",
+    "check_int", "check_logdir", "check_run_name", "check_writable_dir", "checkpoint_steps", "compute_run_layouts",
+    "export_embeddings", "layout_status",
     "export_standalone", "exported_steps", "follow_checkpoints", "knn_separability", "pca", "sample_rows",
     "tensorboard_command",
     *_IMAGES_API, *_SNAPSHOTS_API,

@@ -58,6 +58,7 @@ class LayoutState:
       continues: the step of the same layer this layout started from and is aligned to (None: the first).
       note: why a layout is missing or changed (e.g. "too few rows for UMAP"), shown in the state's name.
       selected: rows the state selects (a trajectory's step), or empty.
+      label: the state's name, instead of the one `state_label` makes.
     """
 
     layout: str
@@ -65,6 +66,7 @@ class LayoutState:
     continues: int | None = None
     note: str | None = None
     selected: tuple[int, ...] = ()
+    label: str | None = None
 
 
 def make_states(tensor: str, layer: str, step: int | None, layouts: Sequence[LayoutState], *,
@@ -92,7 +94,7 @@ def make_states(tensor: str, layer: str, step: int | None, layouts: Sequence[Lay
                   "key": slot, "dims": dims, "rows": rows, "continues": item.continues, "note": item.note,
                   **(extra or {})}
         state = {
-            "label": state_label(item, rows, step), "isSelected": False, "selectedProjection": slot,
+            "label": item.label or state_label(item, rows, step), "isSelected": False, "selectedProjection": slot,
             "dataSetDimensions": [int(tensor_shape[0]), int(tensor_shape[1])],
             **_PANEL_DEFAULTS, "tSNEis3d": slot == "tsne" and dims == 3, "umapIs3d": slot == "umap" and dims == 3,
             "pcaComponentDimensions": [0, 1, 2] if slot != "pca" or dims == 3 else [0, 1],
@@ -169,13 +171,17 @@ def marker(state: Mapping) -> dict | None:
 def state_coordinates(state: Mapping) -> np.ndarray:
     """The coordinates a state of ours holds: float32 rows × dims, row i = tensor row i.
 
-    Raises ValueError for a state without our marker or with missing coordinates.
+    Raises ValueError for a state without our marker or with missing coordinates (a trajectory's per-step states
+    hold none: theirs are the first state's).
     """
     found = marker(state)
     if found is None:
         raise ValueError(f"State {state.get('label')!r} was not written by projector_export (no {MARKER!r} marker).")
     key, dims, rows = found["key"], int(found["dims"]), int(found["rows"])
     points = state.get("projections") or []
+    if found.get("coordinates") == "first state":
+        raise ValueError(f"State {state.get('label')!r} selects rows and holds no coordinates of its own: they are "
+                         "those of its file's first state.")
     if len(points) != rows:
         raise ValueError(f"State {state.get('label')!r} holds {len(points)} points; its marker says {rows}.")
     names = [f"{key}-{d}" for d in range(dims)]

@@ -7,7 +7,7 @@ which tensors, metadata and sprites belong together, and renaming a new config i
 all of them at once.
 
 A second, portable copy sits at the top of the run (`fallback_path`): the same entries with their
-metadata and sprite paths relative to the run directory, and no checkpoint path, so TensorBoard
+metadata, sprite and bookmarks paths relative to the run directory, and no checkpoint path, so TensorBoard
 takes the bundle from the `checkpoint` state file, which names it by a path relative to the run
 directory. TensorBoard reads it first and replaces it by the plugin-assets config, unless that one
 names a bundle that is not there: a log dir that was moved or copied, whose absolute paths are stale.

@@ -62,7 +62,8 @@ def compute_layouts(x: np.ndarray, previous: Mapping[str, np.ndarray] | None = N
     if method is not None and method not in METHODS:
         raise ValueError(f"Unknown layout method {method!r}; expected one of {', '.join(METHODS)} (or None).")
     previous = previous or {}
-    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    x = np.asarray(x, dtype=np.float32)
+    x = x.reshape(len(x), int(np.prod(x.shape[1:])))
     finite = np.isfinite(x).all(axis=1)
     note = _pca_only_reason(x, finite)
     start = _matching(previous.get("pca"), len(x), PCA_DIMS)
@@ -97,6 +98,8 @@ def align(coordinates: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
     """`coordinates` centred, scaled to RMS radius `RADIUS`, then rotated/reflected onto `previous` (orthogonal
     Procrustes) or, without one, onto their own principal axes with fixed signs. float32."""
     c = np.asarray(coordinates, dtype=np.float64)
+    if len(c) == 0:
+        return c.astype(np.float32)
     c = c - c.mean(axis=0)
     radius = np.sqrt((c**2).sum(axis=1).mean())
     if radius == 0 or not np.isfinite(radius):
