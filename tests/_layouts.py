@@ -1,9 +1,7 @@
 """Layouts written into a run with the layouts' own writer, and read back independently (test helper).
 
 `write_layouts` publishes given coordinates as bookmark states (`bookmarks.make_states`, `publish_bookmarks`);
-`compute_layouts_of_run` lays out every snapshot tensor of a run, each layer's steps in order, each continuing
-the previous one (`layouts.compute_layouts`), as the layouts' command does for a run; `read_bookmarks` reads a
-bookmarks file the way the format says, without the package's reader.
+`read_bookmarks` reads a bookmarks file the way the format says, without the package's reader.
 """
 
 from __future__ import annotations
@@ -14,15 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from google.protobuf import text_format
-from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
-from projector_export import checkpoint
 from projector_export.bookmarks import LayoutState, encode_states, make_states
-from projector_export.config import config_path
 from projector_export.exporter import publish_bookmarks
-from projector_export.layouts import compute_layouts
-from projector_export.naming import CLASS_EMBEDDING_NAME, parse_snapshot_name
+from projector_export.naming import parse_snapshot_name
 
 
 def write_layouts(run_dir: str | os.PathLike, layouts: Mapping[str, Mapping[str, np.ndarray]], *,
@@ -40,24 +33,6 @@ def write_layouts(run_dir: str | os.PathLike, layouts: Mapping[str, Mapping[str,
     published = publish_bookmarks(run_dir.parent, files, run=run_dir.name)
     assert not published.skipped, published.skipped
     return dict(published.published)
-
-
-def compute_layouts_of_run(run_dir: str | os.PathLike, method: str | None = "umap") -> dict[str, str]:
-    """Every snapshot tensor's layouts (the class embedding's aside), computed from its rows in the run's bundle,
-    each layer's steps in order, and published; returns tensor -> its bookmarks file."""
-    config = text_format.Parse(Path(config_path(run_dir)).read_text(), ProjectorConfig())
-    reader = checkpoint.reader(config.model_checkpoint_path)
-    names = [e.tensor_name for e in config.embeddings if parse_snapshot_name(e.tensor_name)
-             and parse_snapshot_name(e.tensor_name)[0] != CLASS_EMBEDDING_NAME]
-    layouts, previous = {}, {}
-    for name in sorted(names, key=lambda n: parse_snapshot_name(n)[::-1]):
-        layer, step = parse_snapshot_name(name)
-        before = previous.get(layer)
-        _, computed = compute_layouts(reader.get_tensor(name), before and before[1], method=method,
-                                      continues=before and before[0])
-        layouts[name] = {item.layout: item.coordinates for item in computed}
-        previous[layer] = (step, layouts[name])
-    return write_layouts(run_dir, layouts)
 
 
 def read_bookmarks(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -1,5 +1,6 @@
 """Shared fixtures: the real MNIST files, read once per test session through `training.mnist`; for the browser
-tests, one headless Chromium and the folder their screenshots go to."""
+tests, one headless Chromium per module, the folder their screenshots go to, and one short real training laid
+out with `projector-layouts` (`_laid_out_run`)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,11 @@ def shots(tmp_path_factory) -> Path:
     path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def laid_out_run(mnist_dir, tmp_path_factory) -> Path:
+    """The run directory of `_laid_out_run`: a short real training with its layouts, made once per session."""
+    from _laid_out_run import make
+
+    return make(tmp_path_factory.mktemp("laid-out-logs"), mnist_dir)

@@ -145,9 +145,18 @@ def test_a_run_lists_its_layers_steps_and_separability(client, logdir):
         assert (tensor["rows"], tensor["metadata"], tensor["sprite"], tensor["bookmarks"]) == (
             ROWS, entry.metadata_path, entry.sprite.image_path, entry.bookmarks_path)
         assert tensor["spriteCell"] == list(entry.sprite.single_image_dim)
-    assert run["hint"] is None and run["problems"] == []
-    plain = client.json("/run", run="plain")
-    assert "projector-layouts" in plain["hint"] and "'plain'" in plain["hint"]
+    assert run["hint"] is None and run["pending"] is None and run["problems"] == []
+    plain = client.json("/run", run="plain")  # what the layouts' status says, and the command that computes them
+    assert "have none yet" in plain["hint"] and "projector-layouts --logdir" in plain["hint"]
+    assert "--run plain" in plain["hint"]
+
+
+def test_a_run_partly_laid_out_says_what_is_left(tmp_path):
+    _export(tmp_path, "r")
+    write_layouts(tmp_path / "r", {name: kinds for name, kinds in _layouts(5).items() if name.startswith("conv/")})
+    run = Client(tmp_path).json("/run", run="r")
+    assert run["hint"] is None and "6 of 9 tensors" in run["pending"] and "dense/step_000000" in run["pending"]
+    assert {name for name, t in run["tensors"].items() if t["bookmarks"]} == {snapshot_name("conv", s) for s in STEPS}
 
 
 def test_coordinates_are_the_bookmarks_values_as_float32(client, logdir):

@@ -26,8 +26,8 @@ from _dashboard_page import (
     screen_positions,
     uncovered,
 )
-from _layouts import compute_layouts_of_run, read_bookmarks, write_layouts
-from _programs import program, run
+from _laid_out_run import LAYERS, PROBE, RUN, SNAPSHOT_STEPS, STEPS, copy_run
+from _layouts import read_bookmarks, write_layouts
 from _tensorboard_reader import Served
 from _tensorboard_server import TensorBoardServer
 from google.protobuf import text_format
@@ -42,15 +42,7 @@ from projector_export.naming import separability_tag, snapshot_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-RUN, PLAIN_RUN = "layers-e2e", "no-layouts"
-STEPS, SNAPSHOT_EVERY, PROBE = 100, 50, 500
-LAYERS = ("conv1", "conv2", "fc1", "logits")
-SNAPSHOT_STEPS = tuple(range(0, STEPS + 1, SNAPSHOT_EVERY))
-TRAIN_ARGS = [
-    "--model", "tutorial", "--steps", str(STEPS), "--seed", "0", "--run", RUN, "--eval-every", str(SNAPSHOT_EVERY),
-    "--log-every", str(SNAPSHOT_EVERY), "--snapshot-every", str(SNAPSHOT_EVERY), "--layers", ",".join(LAYERS),
-    "--probe-size", str(PROBE), "--images-every", "0",
-]
+PLAIN_RUN = "no-layouts"
 SIDE = 4  # px of a drawn point at 500 rows (docs/dashboard.md)
 PROJECTOR_FRAME = "projector_binary.html"
 GIF_FRAME_MS = 100
@@ -58,11 +50,10 @@ POLL_MS = 5000  # how often the page checks its run (static/index.js)
 
 
 @pytest.fixture(scope="module")
-def logdir(mnist_dir, tmp_path_factory) -> Path:
+def logdir(laid_out_run, tmp_path_factory) -> Path:
+    """A copy of the session's laid-out run (these tests publish new layouts into it), and a run without layouts."""
     logdir = tmp_path_factory.mktemp("dashboard-logs")
-    run([program("projector-train"), *TRAIN_ARGS, "--logdir", str(logdir), "--data-dir", str(mnist_dir)])
-    # PCA layouts (UMAP's would add most of a minute of CPU to the suite; the routes' tests cover two kinds).
-    compute_layouts_of_run(logdir / RUN, method=None)
+    copy_run(laid_out_run, logdir)
     export_embeddings(logdir, {snapshot_name("fc1", 0): np.eye(12, 4)}, run=PLAIN_RUN, metadata=list("abcdefghijkl"))
     return logdir
 
@@ -146,8 +137,9 @@ def _assert_points_drawn_where_the_layout_says(dashboard, files, layer, step, co
     assert np.mean(expected != actual) < 0.002, f"{layer}: {np.sum(expected != actual)} pixels differ"
 
 
-def _isolated_point(centres: np.ndarray, margin: int = 12) -> int:
-    """A row whose point lies at least `margin` px from every other one and from the panel's edges."""
+def _isolated_point(centres: np.ndarray, margin: int = 4) -> int:
+    """A row whose point lies at least `margin` px from every other one (the mouse on it picks it, not a
+    neighbour) and away from the panel's edges."""
     distance = np.abs(centres[:, None, :] - centres[None, :, :]).max(axis=2)
     np.fill_diagonal(distance, 10**6)
     lonely = (distance.min(axis=1) >= margin) & np.all(centres > PAD + 20, axis=1)
@@ -163,6 +155,7 @@ def test_the_tab_is_listed_and_shows_one_panel_per_layer(board, dashboard, files
     layers = dashboard.frame.locator("canvas[data-layer]").evaluate_all("cs => cs.map(c => c.dataset.layer)")
     assert layers == list(LAYERS), dashboard.context()
     assert dashboard.step() == STEPS and dashboard.value("select.color-by") == "label"
+    assert dashboard.value("select.layout") == "umap"  # the non-linear layout first
     scalars = Served(logdir).scalars(RUN)
     for layer in LAYERS:
         corner = dashboard.frame.locator(f".panel:has(canvas[data-layer='{layer}']) .separability").text_content()
@@ -192,8 +185,8 @@ def test_the_step_control_moves_every_panel_to_that_steps_layout(dashboard, file
     assert dashboard.press_on_slider("Home") == 0
     for layer in LAYERS:
         _assert_points_drawn_where_the_layout_says(dashboard, files, layer, 0)
-    assert dashboard.press_on_slider("ArrowRight") == SNAPSHOT_EVERY
-    _assert_points_drawn_where_the_layout_says(dashboard, files, "fc1", SNAPSHOT_EVERY)
+    assert dashboard.press_on_slider("ArrowRight") == SNAPSHOT_STEPS[1]
+    _assert_points_drawn_where_the_layout_says(dashboard, files, "fc1", SNAPSHOT_STEPS[1])
 
 
 def test_hovering_a_point_shows_its_digit_and_metadata_row(dashboard, files, mnist):
@@ -265,10 +258,10 @@ def test_play_animates_the_steps_and_makes_the_readme_gif(dashboard, shots):
                   duration=GIF_FRAME_MS, loop=0, optimize=True)
 
 
-def test_a_run_without_layouts_shows_how_to_compute_them(dashboard):
+def test_a_run_without_layouts_shows_how_to_compute_them(dashboard, logdir):
     assert dashboard.select_run(PLAIN_RUN) == "hint"
     hint = dashboard.text(".status")
-    assert "projector-layouts" in hint and PLAIN_RUN in hint
+    assert "have none yet" in hint and f"projector-layouts --logdir {logdir} --run {PLAIN_RUN}" in hint
     assert dashboard.frame.locator("canvas[data-layer]").count() == 0
     assert dashboard.select_run(RUN) == "ready"
 
@@ -277,12 +270,13 @@ def test_a_tensor_whose_layouts_change_while_shown_is_redrawn(dashboard, files, 
     dashboard.press_on_slider("End")
     before = dashboard.frame.evaluate("() => document.body.dataset.generation")
     name = snapshot_name("fc1", STEPS)
-    write_layouts(logdir / RUN, {name: {"pca": files.layout("fc1", STEPS, "pca") * [-1, 1, 1]}})
+    write_layouts(logdir / RUN, {name: {"pca": files.layout("fc1", STEPS, "pca"),
+                                        "umap": files.layout("fc1", STEPS, "umap") * [-1, 1]}})
     dashboard.page.clock.fast_forward(POLL_MS)  # the page's next check of its run, now
     dashboard.frame.wait_for_function("g => document.body.dataset.generation !== g", arg=before, timeout=30_000)
     dashboard.settled()
     changed = RunFiles(logdir / RUN)
-    assert not np.array_equal(changed.layout("fc1", STEPS, "pca"), files.layout("fc1", STEPS, "pca"))
+    assert not np.array_equal(changed.layout("fc1", STEPS, "umap"), files.layout("fc1", STEPS, "umap"))
     _assert_points_drawn_where_the_layout_says(dashboard, changed, "fc1", STEPS)
 
 

@@ -22,7 +22,3 @@ STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
 
 # The decoded layouts kept in memory across runs and tensors (least recently used dropped first).
 CACHE_BYTES = 512 * 2**20
-
-# The page's one-line hint for a run whose snapshots have no layouts yet.
-NO_LAYOUTS_HINT = ("No layouts in run {run!r} yet: compute them with "
-                   "`projector-layouts --logdir {logdir} --run {run}`, then this page shows them.")

@@ -14,6 +14,7 @@ from werkzeug import wrappers
 from projector_export.dashboard import metadata
 from projector_export.dashboard.runs import RunIndex, RunSnapshots, SnapshotTensor
 from projector_export.naming import separability_tag
+from projector_export.run_layouts import COMMAND, layout_status
 
 _SCALARS_PLUGIN = "scalars"  # TensorBoard's scalars: the separability/<layer> curves
 _SEPARABILITY_POINTS = 10_000  # keep every logged step (TensorBoard keeps at most 1,000 scalars per tag by default)
@@ -116,8 +117,8 @@ class LayersPlugin(base_plugin.TBPlugin):
                        for layer, steps in layers.items()],
             "tensors": {t.name: _tensor_json(t) for t in snapshots.tensors.values()},
             "separability": self._separability(ctx, experiment, snapshots.run, layers),
-            "hint": None if snapshots.has_layouts else metadata.NO_LAYOUTS_HINT.format(
-                run=snapshots.run, logdir=self._logdir),
+            "hint": None if snapshots.has_layouts else self._layouts_status(snapshots),
+            "pending": self._layouts_status(snapshots) if snapshots.has_layouts else None,
             "problems": list(snapshots.problems),
         }
         return http_util.Respond(request, body, "application/json")
@@ -158,6 +159,16 @@ class LayersPlugin(base_plugin.TBPlugin):
         if kind is None or name not in os.listdir(metadata.STATIC_DIR):
             raise errors.NotFoundError(f"no static file {name!r}")
         return http_util.Respond(request, _read_file(os.path.join(metadata.STATIC_DIR, name), name), kind)
+
+    def _layouts_status(self, snapshots: RunSnapshots) -> str | None:
+        """What the layouts' own status says of a run with tensors that lack layouts: how many, which process is
+        computing them, how to wait or to compute them (`run_layouts.layout_status`); None when none lacks them."""
+        if all(t.bookmarks for t in snapshots.tensors.values()):
+            return None
+        try:
+            return layout_status(self._logdir, None if snapshots.run == "." else snapshots.run).message()
+        except (OSError, ValueError) as e:
+            return f"No layouts in run {snapshots.run!r} ({e}); {COMMAND} computes them."
 
     def _read_layouts(self, snapshots: RunSnapshots, tensor: SnapshotTensor):
         try:

@@ -93,7 +93,7 @@ class Dashboard {
     this.setPanels(data.layers);
     this.setSteps(step);
     this.setColumns();
-    this.setState('ready', info.problems.join(' '));
+    this.setState('ready', [info.pending, ...info.problems].filter(Boolean).join(' '));
     document.body.dataset.generation = info.generation;
     this.goTo(this.stepIndex, false);
   }
