@@ -218,6 +218,8 @@ def test_a_search_highlights_its_matches_in_every_panel_and_counts_them(dashboar
         assert np.all(drawn[matches] == SELECTED_RGB), f"{layer}: a match not highlighted"
         hidden = uncovered(np.concatenate([centres[~matches], centres[matches]]), SIDE + 2)[:(~matches).sum()]
         assert not np.any(np.all(drawn[~matches][hidden] == SELECTED_RGB, axis=1)), f"{layer}: a non-match highlighted"
+    assert dashboard.search("label", "3(") == "Invalid regular expression."
+    assert not np.any(np.all(dashboard.pixels("fc1") == SELECTED_RGB, axis=2))  # nothing highlighted
     assert dashboard.search("label", "") == ""
 
 

@@ -2,10 +2,10 @@
 // panels and the step animation to the run's data. model.js fetches, views.js draws.
 
 import {RunData, fetchRunInfo, fetchRuns} from './model.js';
+import {Motion} from './motion.js';
 import {openInProjector} from './projector_link.js';
 import * as views from './views.js';
 
-const ANIMATION_MS = 700; // one step to the next
 const HOLD_MS = 500; // a step stays still this long while playing
 const POLL_MS = 5000; // how often the run is checked for new steps and recomputed layouts
 const LAYOUT_NAMES = {pca: 'PCA', tsne: 't-SNE', umap: 'UMAP'};
@@ -26,7 +26,8 @@ class Dashboard {
     this.selected = null;
     this.hovered = null;
     this.cache = new Map();
-    this.scales = new Map();
+    this.styles = new views.Styles();
+    this.motion = new Motion(() => this.draw(), () => this.settled());
     ui.run.addEventListener('change', () => this.showRun(ui.run.value));
     ui.layout.addEventListener('change', () => this.showKind(ui.layout.value));
     ui.colorBy.addEventListener('change', () => this.recolor());
@@ -88,7 +89,6 @@ class Dashboard {
     const step = keepStep ? this.steps[this.stepIndex] : null;
     this.data = data;
     this.kind = kind;
-    this.scales = new Map();
     views.setOptions(this.ui.layout, kinds, kind, LAYOUT_NAMES);
     this.setPanels(data.layers);
     this.setSteps(step);
@@ -143,14 +143,10 @@ class Dashboard {
     views.setOptions(this.ui.searchBy, table.columns, table.columns.includes(search) ? search : wanted);
   }
 
-  /** The metadata of the first panel's shown tensor (every layer's snapshot at one step shares it). */
+  /** The metadata of the first panel's shown (else first) tensor: every layer's snapshot at one step shares it. */
   table() {
-    const panel = this.panels.find((p) => this.data.table(p.tensorName || this.firstTensor(p)));
-    return panel ? this.data.table(panel.tensorName || this.firstTensor(panel)) : null;
-  }
-
-  firstTensor(panel) {
-    return [...panel.source.tensors.values()][0];
+    const names = this.panels.map((p) => p.tensorName || p.source.tensors.values().next().value);
+    return names.map((name) => this.data.table(name)).find(Boolean) || null;
   }
 
   // ---- steps and animation --------------------------------------------------------------------------------
@@ -173,47 +169,16 @@ class Dashboard {
     this.stepIndex = index;
     this.ui.slider.value = index;
     this.ui.stepLabel.textContent = step === undefined ? '' : `step ${step} (${index + 1} of ${this.steps.length})`;
+    const note = `no ${LAYOUT_NAMES[this.kind] || this.kind} layout at this step`;
     for (const panel of this.panels) {
       panel.tensorName = step === undefined ? null : this.data.tensorAt(panel.source, step, this.kind);
-      const target = this.data.xy(panel.tensorName, this.kind);
-      panel.from = panel.shown && target && panel.shown.length === target.length && animate ? panel.shown : target;
-      panel.to = target;
-      panel.shown = target && new Float32Array(panel.from);
-      this.label(panel, step);
+      panel.label(panel.tensorName, this.data.separabilityAt(panel.source, step), note);
     }
     this.recolor(false);
-    this.animationStart = performance.now();
-    document.body.dataset.state = 'animating';
-    if (!this.frameRequested) {
-      this.frameRequested = true;
-      requestAnimationFrame((now) => this.frame(now));
-    }
+    this.motion.start(this.panels, this.panels.map((p) => this.data.xy(p.tensorName, this.kind)), animate);
   }
 
-  label(panel, step) {
-    const separability = [...panel.source.separability].filter(([s]) => s <= step).pop();
-    panel.corner.textContent = separability ? `separability ${separability[1].toFixed(3)}` : '';
-    panel.tensor.textContent = panel.tensorName || '';
-    panel.canvas.dataset.tensor = panel.tensorName || '';
-    panel.open.title = panel.tensorName ? `Open ${panel.tensorName} in the PROJECTOR` : '';
-    panel.note.textContent = panel.tensorName ? '' : `no ${LAYOUT_NAMES[this.kind] || this.kind} layout at this step`;
-  }
-
-  frame(now) {
-    this.frameRequested = false;
-    const t = Math.min(1, (now - this.animationStart) / ANIMATION_MS);
-    const eased = t * t * (3 - 2 * t);
-    for (const panel of this.panels) {
-      if (!panel.shown) continue;
-      const {from, to, shown} = panel;
-      for (let i = 0; i < shown.length; i++) shown[i] = from[i] + (to[i] - from[i]) * eased;
-    }
-    this.draw();
-    if (t < 1) {
-      this.frameRequested = true;
-      requestAnimationFrame((next) => this.frame(next));
-      return;
-    }
+  settled() {
     document.body.dataset.step = this.steps[this.stepIndex];
     document.body.dataset.state = 'ready';
     if (this.playing) {
@@ -223,45 +188,14 @@ class Dashboard {
   }
 
   // ---- colours, search, hover, selection ------------------------------------------------------------------
-  /** Colours (and search matches) of a metadata table, computed once per table, column and query. */
-  scale(table, file) {
-    const column = this.ui.colorBy.value;
-    const key = `${file}\n${column}`;
-    if (!this.scales.has(key)) {
-      const scale = views.colorScale(table, column);
-      this.scales.set(key, {...scale, faded: views.fade(scale.colors)});
-    }
-    return this.scales.get(key);
-  }
-
-  /** 1 for each row whose search column matches the search box's regular expression (as the PROJECTOR's search
-   * in regex mode: case-insensitive), once per table, column and query; null without a query. */
-  matches(table, file) {
-    const query = this.ui.search.value;
-    if (!query) return null;
-    const column = this.ui.searchBy.value;
-    if (this.found?.query !== `${column}\n${query}`) {
-      this.found = {query: `${column}\n${query}`, regex: new RegExp(query, 'i'), tables: new Map()};
-    }
-    const {regex, tables} = this.found;
-    if (!tables.has(file)) {
-      tables.set(file, Uint8Array.from(table.values[column], (v) => (v !== null && regex.test(String(v)) ? 1 : 0)));
-    }
-    return tables.get(file);
-  }
-
   /** Recomputes colours, legend and search matches for the shown step; redraws unless `redraw` is false. */
   recolor(redraw = true) {
-    const table = this.table();
-    if (!table || !this.data) return;
-    const file = this.data.info.tensors[this.panels.find((p) => p.tensorName)?.tensorName]?.metadata;
-    views.showLegend(this.ui.legend, this.scale(table, file).legend);
-    try {
-      const found = this.matches(table, file);
-      this.ui.searchMessage.textContent = found ? `${found.reduce((a, b) => a + b, 0)} matches.` : '';
-    } catch (error) {
-      this.ui.searchMessage.textContent = 'Invalid regular expression.';
-    }
+    const table = this.data && this.table();
+    if (!table) return;
+    views.showLegend(this.ui.legend, this.styles.colors(table, this.ui.colorBy.value).legend);
+    const found = this.styles.matches(table, this.ui.searchBy.value, this.ui.search.value);
+    this.ui.searchMessage.textContent = this.styles.invalid ? 'Invalid regular expression.' :
+      found ? `${found.reduce((a, b) => a + b, 0)} matches.` : '';
     if (redraw) this.draw();
   }
 
@@ -269,29 +203,16 @@ class Dashboard {
     const start = performance.now();
     for (const panel of this.panels) {
       const table = this.data.table(panel.tensorName);
-      const file = panel.tensorName && this.data.info.tensors[panel.tensorName].metadata;
-      const scale = table ? this.scale(table, file) : null;
-      let emphasis = null;
-      try {
-        emphasis = table ? this.matches(table, file) : null;
-      } catch (error) {
-        emphasis = null; // an invalid expression: the message says so, the points stay as they are
-      }
+      const scale = table && this.styles.colors(table, this.ui.colorBy.value);
+      const emphasis = table && this.styles.matches(table, this.ui.searchBy.value, this.ui.search.value);
       panel.draw({
         xy: panel.shown, colors: scale && scale.colors, faded: scale && scale.faded, emphasis,
         size: views.pointSize(panel.shown ? panel.shown.length / 2 : 0), selected: this.selected,
-        path: this.path(panel), hovered: this.hovered,
+        path: this.selected === null ? null : this.data.path(panel.source, this.kind, this.selected),
+        hovered: this.hovered,
       });
     }
     performance.measure('layers-frame', {start});
-  }
-
-  /** The selected example's positions at every step of the panel's layer. */
-  path(panel) {
-    if (this.selected === null) return null;
-    return [...panel.source.tensors.values()].map((name) => this.data.xy(name, this.kind))
-        .filter((xy) => xy && 2 * this.selected < xy.length)
-        .map((xy) => [xy[2 * this.selected], xy[2 * this.selected + 1]]);
   }
 
   hover(panel, event) {
@@ -320,10 +241,7 @@ class Dashboard {
   }
 
   resize() {
-    for (const panel of this.panels) {
-      panel.resize();
-      panel.setBox(panel.box);
-    }
+    this.panels.forEach((panel) => panel.resize());
     if (this.data) this.draw();
   }
 

@@ -148,6 +148,18 @@ export class RunData {
     return box[0] <= box[1] ? box : null;
   }
 
+  /** The layer's `separability/<layer>` at `step` (its last value logged at or before it), or null. */
+  separabilityAt(layer, step) {
+    const found = [...layer.separability].filter(([s]) => s <= step).pop();
+    return found ? found[1] : null;
+  }
+
+  /** Positions of row `row` at every step of the layer in layout `kind` (its path over training). */
+  path(layer, kind, row) {
+    return [...layer.tensors.values()].map((name) => this.xy(name, kind))
+        .filter((xy) => xy && 2 * row < xy.length).map((xy) => [xy[2 * row], xy[2 * row + 1]]);
+  }
+
   table(tensor) {
     const t = tensor && this.info.tensors[tensor];
     return (t && this.tables.get(t.metadata)) || null;

@@ -137,6 +137,46 @@ export function fade(colors) {
   });
 }
 
+/** The colours and search matches of metadata tables, each computed once per table, column and query. */
+export class Styles {
+  constructor() {
+    this.scales = new WeakMap(); // table -> column -> {colors, faded, legend}
+    this.found = null;
+  }
+
+  /** {colors, faded, legend} of `column` (see `colorScale`). */
+  colors(table, column) {
+    if (!this.scales.has(table)) this.scales.set(table, new Map());
+    const byColumn = this.scales.get(table);
+    if (!byColumn.has(column)) {
+      const scale = colorScale(table, column);
+      byColumn.set(column, {...scale, faded: fade(scale.colors)});
+    }
+    return byColumn.get(column);
+  }
+
+  /** 1 for each row whose `column` matches `query`, a regular expression tested as the PROJECTOR's search box in
+   * regex mode tests it (case-insensitive); null without a query or for an invalid one (then `invalid` is true). */
+  matches(table, column, query) {
+    if (this.found?.query !== `${column}\n${query}`) {
+      let regex = null;
+      try {
+        regex = query ? new RegExp(query, 'i') : null;
+      } catch (error) {
+        regex = null; // SyntaxError: said under the search box, the points stay as they are
+      }
+      this.found = {query: `${column}\n${query}`, regex, invalid: Boolean(query) && !regex, tables: new WeakMap()};
+    }
+    const {regex, tables} = this.found;
+    this.invalid = this.found.invalid;
+    if (!regex) return null;
+    if (!tables.has(table)) {
+      tables.set(table, Uint8Array.from(table.values[column], (v) => (v !== null && regex.test(String(v)) ? 1 : 0)));
+    }
+    return tables.get(table);
+  }
+}
+
 export function showLegend(container, legend) {
   container.replaceChildren(...legend.map(({label, count, css}) => {
     const item = element('span', 'item');
@@ -174,7 +214,6 @@ export class Panel {
     this.element.append(head, this.plot);
     grid.appendChild(this.element);
     this.ctx = this.canvas.getContext('2d', {willReadFrequently: true}); // a CPU canvas: putImageData is a copy
-    this.box = null;
     this.screen = new Float32Array(0);
     this.resize();
   }
@@ -188,9 +227,19 @@ export class Panel {
     this.canvas.width = this.canvas.height = Math.round(width * this.dpr);
     this.image = this.ctx.createImageData(this.canvas.width, this.canvas.height);
     this.pixels = new Uint32Array(this.image.data.buffer);
+    this.setBox(this.box);
   }
 
-  setBox(box) {
+  /** Names the shown tensor (title, PROJECTOR button), the layer's separability at the step, or why it is empty. */
+  label(tensor, separability, note) {
+    this.tensor.textContent = tensor || '';
+    this.canvas.dataset.tensor = tensor || '';
+    this.open.title = tensor ? `Open ${tensor} in the PROJECTOR` : '';
+    this.corner.textContent = separability === null ? '' : `separability ${separability.toFixed(3)}`;
+    this.note.textContent = tensor ? '' : note;
+  }
+
+  setBox(box = null) {
     this.box = box;
     if (!box) return;
     const [x0, x1, y0, y1] = box;
