@@ -181,14 +181,8 @@ def export_embeddings(
 
         new_config = config_lib.upsert(old_config, [_entry(t, assets) for t in exported], prefix)
         config_lib.keep_only(new_config, bundle_names)
-        # The config naming the new bundle is renamed into place first (the commit: it alone decides
-        # which bundle, metadata and sprites a reader pairs), then the state file flips, which is what
-        # makes a running TensorBoard re-read the config.
-        config_path = config_lib.stage_config(run_dir, new_config)
-        kill_points.reached("config-staged")
-        checkpoint.publish(run_dir, prefix, previous)
+        config_path = _commit(run_dir, old_config, new_config, prefix, previous)
         written += [config_path, os.path.abspath(config_lib.fallback_path(run_dir))]
-        _delete_unreferenced_assets(assets_dir, old_config, new_config)
     return ExportResult(
         logdir=logdir,
         run_dir=run_dir,
@@ -270,11 +264,23 @@ def publish_bookmarks(
         for entry in new_config.embeddings:
             if entry.tensor_name in files:
                 entry.bookmarks_path = files[entry.tensor_name]
-        config_lib.stage_config(run_dir, new_config)
-        kill_points.reached("config-staged")
-        checkpoint.publish(run_dir, prefix, previous)
-        _delete_unreferenced_assets(assets_dir, old_config, new_config)
+        _commit(run_dir, old_config, new_config, prefix, previous)
     return PublishedBookmarks(prefix, {name: os.path.join(assets_dir, f) for name, f in files.items()}, skipped)
+
+
+def _commit(run_dir: str, old_config: ProjectorConfig, new_config: ProjectorConfig, prefix: str,
+            previous: str | None) -> str:
+    """Makes `new_config` (naming the bundle at `prefix`) the run's, then deletes what no config refers to.
+
+    The config naming the new bundle is renamed into place first (the commit: it alone decides which bundle,
+    metadata, sprites and bookmarks a reader pairs), then the state file flips, which is what makes a running
+    TensorBoard re-read the config. Returns the config's path.
+    """
+    config_path = config_lib.stage_config(run_dir, new_config)
+    kill_points.reached("config-staged")
+    checkpoint.publish(run_dir, prefix, previous)
+    _delete_unreferenced_assets(os.path.join(run_dir, ASSETS_DIRNAME), old_config, new_config)
+    return config_path
 
 
 def _check_run_dir(run_dir: str) -> None:
