@@ -140,8 +140,10 @@ def served(args) -> None:
     poller.join(args.timeout)
     done.set()
     feed.wait(args.timeout)
+    worker = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"{len(SERVED_LAYERS)} layers × {args.rows:,} rows, {args.method}, {args.pause:.0f} s between snapshots "
-          "(this process idle meanwhile)")
+          f"(this process idle meanwhile); the worker used {worker.ru_utime + worker.ru_stime:.1f} CPU seconds, "
+          f"trajectories included")
     print("| snapshot step | export → served (s) |")
     print("|---:|---:|")
     for step in steps:
