@@ -166,7 +166,7 @@ def browser(args) -> None:
     x = data[f"{args.layer}/step_{STEPS[-1]:06d}"][: args.rows]
     ours = {}
     for method in ("tsne", "umap"):
-        compute_layouts(x[:100], method=method)  # imports and UMAP's compilation, outside the timing
+        compute_layouts(x, method=method)  # imports and UMAP's compilation, outside the timing
         wall = time.perf_counter()
         compute_layouts(x, method=method)
         ours[method] = time.perf_counter() - wall
