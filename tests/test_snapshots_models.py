@@ -197,7 +197,7 @@ def test_a_subclassed_model_with_features_is_served(tmp_path):
     rows, labels = np.random.default_rng(4).random((N, 3)).astype(np.float32), np.arange(N) % 3
     model = _Subclassed()
     callback = EmbeddingSnapshots(rows, labels, tmp_path, run="sub", every=1000, verbose=False,
-                                  features=lambda m, x: {"hidden": m.hidden(x)})
+                                  features=lambda m, x: {"hidden": m.hidden(x)}, class_layer="logits")
     _fit(model, rows, labels, callback, steps=2)
     client = ProjectorClient(tmp_path)
     assert _tensors(client, "sub") == {"hidden/step_000000": [N, 4], "hidden/step_000002": [N, 4],
@@ -304,5 +304,5 @@ def test_images_outside_the_unit_range_make_no_sprite_and_say_so(tmp_path):
     model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(keras.layers.Flatten()(inputs)))
     with pytest.warns(UserWarning, match="outside \\[0, 1\\].*`thumbnails=`"):
         snapshotter = export_model_layers(model, images, np.arange(N) % 2, tmp_path, run="std")
-    assert snapshotter.thumbnails is None
+    assert snapshotter.probe.thumbnails is None
     assert "sprite" not in ProjectorClient(tmp_path).embedding_info("std", "logits")
