@@ -17,7 +17,7 @@ from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, Pr
 from projector_export import checkpoint, events, kill_points
 from projector_export import config as config_lib
 from projector_export.assets import ASSET_NAME_RE, Assets, write_assets
-from projector_export.inputs import ExportedTensor, check_inputs
+from projector_export.inputs import ExportedTensor, Inputs, check_inputs
 from projector_export.locking import run_lock
 from projector_export.metadata import ASSETS_DIRNAME, PROJECTOR_MAX_POINTS, REDUCTION_TAG
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS
@@ -140,8 +140,7 @@ def export_embeddings(
     check_no_glob_characters(logdir)
     run_dir = logdir if run is None else os.path.join(logdir, check_run_name(run))
     inputs = check_inputs(embeddings, images=images, metadata=metadata, reduce=reduce, pca_components=pca_components)
-    _check_run_dir(run_dir)
-    _check_run_state(run_dir)
+    check_run_dir(run_dir)
     n_rows = inputs.n_rows
     if n_rows > PROJECTOR_MAX_POINTS:
         warnings.warn(
@@ -150,6 +149,15 @@ def export_embeddings(
             f"{PROJECTOR_MAX_POINTS:,} rows to see all of them.",
             stacklevel=2,
         )
+    return _write_export(logdir, run_dir, inputs, dark_on_white=dark_on_white, summary_writer=summary_writer,
+                         step=step)
+
+
+def _write_export(
+    logdir: str, run_dir: str, inputs: Inputs, *, dark_on_white: bool,
+    summary_writer: tf.summary.SummaryWriter | None, step: int | None,
+) -> ExportResult:
+    """Writes checked `inputs` into `run_dir` as a new generation, under the run's lock (`export_embeddings`)."""
     assets_dir = os.path.join(run_dir, ASSETS_DIRNAME)
     # Another export into the same run (another process or thread) waits until this one is done.
     with run_lock(assets_dir):
@@ -197,21 +205,19 @@ def export_embeddings(
         sprite_path=None if assets.sprite_path is None else os.path.join(assets_dir, assets.sprite_path),
         metadata_path=None if assets.metadata_path is None else os.path.join(assets_dir, assets.metadata_path),
         files_written=tuple(written),
-        rows_shown=min(n_rows, PROJECTOR_MAX_POINTS),
+        rows_shown=min(inputs.n_rows, PROJECTOR_MAX_POINTS),
         arrays=to_write,
     )
 
 
-def _check_run_dir(run_dir: str) -> None:
+def check_run_dir(run_dir: str) -> None:
+    """Raises, before anything is written, if an export cannot go into `run_dir`: it (or its plugin-assets folder)
+    is a file, or the run's config or checkpoint state cannot be updated."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ValueError(f"Invalid run directory {run_dir!r}: it is a file, expected a directory. Choose another run.")
     assets_dir = os.path.join(run_dir, ASSETS_DIRNAME)
     if os.path.exists(assets_dir) and not os.path.isdir(assets_dir):
         raise ValueError(f"Invalid run directory {run_dir!r}: {assets_dir!r} is a file, expected a directory.")
-
-
-def _check_run_state(run_dir: str) -> None:
-    """Raises, before anything is written, if the run's config or checkpoint state cannot be updated."""
     checkpoint.current_prefix(run_dir, config_lib.read_config(run_dir).model_checkpoint_path)
     checkpoint.check_state_file(run_dir)
 
