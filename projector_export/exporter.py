@@ -141,14 +141,8 @@ def export_embeddings(
     run_dir = logdir if run is None else os.path.join(logdir, check_run_name(run))
     inputs = check_inputs(embeddings, images=images, metadata=metadata, reduce=reduce, pca_components=pca_components)
     check_run_dir(run_dir)
-    n_rows = inputs.n_rows
-    if n_rows > PROJECTOR_MAX_POINTS:
-        warnings.warn(
-            f"{n_rows:,} rows: TensorBoard's PROJECTOR loads only the first {PROJECTOR_MAX_POINTS:,} (it says "
-            f"\"Showing the first {PROJECTOR_MAX_POINTS:,} of {n_rows:,} data points\"); export a sample of at most "
-            f"{PROJECTOR_MAX_POINTS:,} rows to see all of them.",
-            stacklevel=2,
-        )
+    if inputs.n_rows > PROJECTOR_MAX_POINTS:
+        warnings.warn(_more_rows_than_shown(inputs.n_rows), stacklevel=2)
     return _write_export(logdir, run_dir, inputs, dark_on_white=dark_on_white, summary_writer=summary_writer,
                          step=step)
 
@@ -208,6 +202,12 @@ def _write_export(
         rows_shown=min(inputs.n_rows, PROJECTOR_MAX_POINTS),
         arrays=to_write,
     )
+
+
+def _more_rows_than_shown(n_rows: int) -> str:
+    return (f"{n_rows:,} rows: TensorBoard's PROJECTOR loads only the first {PROJECTOR_MAX_POINTS:,} (it says "
+            f"\"Showing the first {PROJECTOR_MAX_POINTS:,} of {n_rows:,} data points\"); export a sample of at most "
+            f"{PROJECTOR_MAX_POINTS:,} rows to see all of them.")
 
 
 def check_run_dir(run_dir: str) -> None:
