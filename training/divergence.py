@@ -20,8 +20,11 @@ class StopOnDivergence(PeriodicCallback):
     """
 
     def __init__(self, learning_rate: float | None = None):
-        super().__init__(1, at_start=False, at_end=False)  # due after every batch Keras reports
+        super().__init__(1, at_start=False, at_end=False)
         self.learning_rate = learning_rate
+
+    def due(self, step: int) -> bool:
+        return True  # after every batch Keras reports, even one whose update an optimizer skipped
 
     def on_step(self, step: int, logs: dict | None) -> None:
         loss = (logs or {}).get("loss")
