@@ -30,9 +30,11 @@ def create_new(path: str, data: bytes | str) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(path)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = path  # a failed write does not say which file
         raise
 
 
@@ -70,7 +72,7 @@ def move_new(source: str, target: str) -> None:
     rename after checking that the name is free (in a checked folder no other user can take it meanwhile).
     """
     try:
-        os.link(source, target, follow_symlinks=False)
+        os.link(source, target)
     except FileExistsError:
         raise
     except OSError:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from projector_export.atomic import move_new
 from projector_export.metadata import EVENT_FILE_GLOB
-from projector_export.safe_paths import check_file, make_staging_folder
+from projector_export.safe_paths import check_file, make_staging_folder, refuse
 
 
 def has_event_file(run_dir: str) -> bool:
@@ -28,39 +28,51 @@ def has_event_file(run_dir: str) -> bool:
     return False
 
 
-def write_text(run_dir: str, tag: str, text: str, step: int, writer=None) -> None:
-    """Writes one text summary with `tf.summary`: through `writer` when given, else a new writer (a new event file)."""
+def write_text(run_dir: str, tag: str, text: str, step: int, writer=None) -> list[str]:
+    """Writes one text summary with `tf.summary`: through `writer` when given, else a new writer (a new event file).
+
+    Returns the event files it created.
+    """
     import tensorflow as tf
 
     if writer is not None:
         with writer.as_default():
             tf.summary.text(tag, text, step=step)
         writer.flush()
-        return
-    with _new_writer(run_dir) as own, own.as_default():
+        return []
+    with _new_writer(run_dir) as (own, created), own.as_default():
         tf.summary.text(tag, text, step=step)
+    return created
 
 
-def ensure_event_file(run_dir: str) -> bool:
-    """Creates an (empty) event file with tf.summary unless the run already has one; returns whether it did."""
+def ensure_event_file(run_dir: str) -> list[str]:
+    """Creates an (empty) event file with tf.summary unless the run already has one; returns the files it created."""
     if has_event_file(run_dir):
-        return False
-    with _new_writer(run_dir):
+        return []
+    with _new_writer(run_dir) as (_, created):
         pass
-    return True
+    return created
 
 
 @contextlib.contextmanager
-def _new_writer(run_dir: str) -> Iterator:
-    """A `tf.summary` writer of a new event file, written in a staging folder and moved into `run_dir` when done."""
+def _new_writer(run_dir: str) -> Iterator[tuple[object, list[str]]]:
+    """A `tf.summary` writer of a new event file, written in a staging folder and moved into `run_dir` when done
+    (then listed in the list yielded with it)."""
     import tensorflow as tf
 
     staging = make_staging_folder(run_dir)
+    created: list[str] = []
     try:
         writer = tf.summary.create_file_writer(staging)
-        yield writer
+        yield writer, created
         writer.close()
         for entry in os.listdir(staging):
-            move_new(os.path.join(staging, entry), os.path.join(run_dir, entry))
+            target = os.path.join(run_dir, entry)
+            try:
+                move_new(os.path.join(staging, entry), target)
+            except FileExistsError:
+                raise refuse(target, "something is already at the name TensorFlow gave the event file being "
+                                     "written; another user may have planted it to redirect what is written") from None
+            created.append(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import shlex
 import warnings
@@ -20,9 +21,15 @@ from projector_export.assets import ASSET_NAME_RE, Assets, write_assets
 from projector_export.errors import no_space_error
 from projector_export.inputs import ExportedTensor, Inputs, check_inputs
 from projector_export.locking import LOCK_FILENAME, run_lock
-from projector_export.metadata import ASSETS_DIRNAME, PROJECTOR_MAX_POINTS, REDUCTION_TAG, STATE_FILENAME
+from projector_export.metadata import (
+    ASSETS_DIRNAME,
+    EVENT_FILE_GLOB,
+    PROJECTOR_MAX_POINTS,
+    REDUCTION_TAG,
+    STATE_FILENAME,
+)
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS
-from projector_export.validation import check_logdir, check_no_glob_characters, check_run_name
+from projector_export.validation import check_logdir, check_logdir_path, check_run_name
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -142,7 +149,7 @@ def export_embeddings(
       ...                   images=x_test[:1000], metadata={"label": y_test[:1000]})
     """
     logdir = check_logdir(logdir)
-    check_no_glob_characters(logdir)
+    check_logdir_path(logdir)
     run_dir = logdir if run is None else os.path.join(logdir, check_run_name(run))
     inputs = check_inputs(embeddings, images=images, metadata=metadata, reduce=reduce, pca_components=pca_components)
     _check_run_dir(logdir, run_dir)
@@ -163,11 +170,12 @@ def export_embeddings(
             old_config = config_lib.read_config(run_dir)
             previous = checkpoint.current_prefix(run_dir, old_config.model_checkpoint_path)
             _check_shapes_unchanged(run_dir, old_config, inputs.written_shapes())
+            written: list[str] = []
             try:
-                return _write(logdir, run_dir, inputs, old_config, previous, dark_on_white=dark_on_white,
+                return _write(logdir, run_dir, inputs, old_config, previous, written, dark_on_white=dark_on_white,
                               summary_writer=summary_writer, step=step)
             except BaseException:
-                _discard_failed_export(run_dir, old_config, previous)
+                _discard_failed_export(run_dir, old_config, previous, written)
                 raise
     except Exception as error:  # OSError or TensorFlow's errors: the same full disk gives either, by step
         no_space = no_space_error(error, run_dir)
@@ -176,9 +184,10 @@ def export_embeddings(
         raise no_space from error
 
 
-def _write(logdir: str, run_dir: str, inputs: Inputs, old_config: ProjectorConfig, previous: str | None, *,
-           dark_on_white: bool, summary_writer, step: int | None) -> ExportResult:
-    """Writes the export (checked, under the run's lock) and publishes it: the steps of docs/file-format.md."""
+def _write(logdir: str, run_dir: str, inputs: Inputs, old_config: ProjectorConfig, previous: str | None,
+           written: list[str], *, dark_on_white: bool, summary_writer, step: int | None) -> ExportResult:
+    """Writes the export (checked, under the run's lock) and publishes it: the steps of docs/file-format.md.
+    Lists the files it creates in `written` as it goes."""
     assets_dir = os.path.join(run_dir, ASSETS_DIRNAME)
     # The sprite's PNG encoding and the PCA both release the GIL: run them side by side. The
     # content-addressed sprite and metadata are not referred to until the config is written.
@@ -186,7 +195,7 @@ def _write(logdir: str, run_dir: str, inputs: Inputs, old_config: ProjectorConfi
         pending_assets = pool.submit(write_assets, assets_dir, "", inputs, dark_on_white=dark_on_white)
         to_write, exported = inputs.reduced()
         assets = pending_assets.result()
-    written = list(assets.written)
+    written += assets.written
     kill_points.reached("assets-written")
 
     prefix, bundle_names = checkpoint.write_generation(run_dir, to_write, previous)
@@ -194,11 +203,11 @@ def _write(logdir: str, run_dir: str, inputs: Inputs, old_config: ProjectorConfi
 
     reduced = [t for t in exported if t.explained_variance_ratio is not None]
     if reduced:
-        events.write_text(run_dir, REDUCTION_TAG, _reduction_markdown(reduced),
-                          step=int(prefix.rsplit("-", 1)[1]) if step is None else step,
-                          writer=summary_writer)
+        written += events.write_text(run_dir, REDUCTION_TAG, _reduction_markdown(reduced),
+                                     step=int(prefix.rsplit("-", 1)[1]) if step is None else step,
+                                     writer=summary_writer)
     else:
-        events.ensure_event_file(run_dir)
+        written += events.ensure_event_file(run_dir)
     kill_points.reached("events-written")
 
     new_config = config_lib.upsert(old_config, [_entry(t, assets) for t in exported], prefix)
@@ -223,13 +232,18 @@ def _write(logdir: str, run_dir: str, inputs: Inputs, old_config: ProjectorConfi
     )
 
 
-def _discard_failed_export(run_dir: str, old_config: ProjectorConfig, previous: str | None) -> None:
+def _discard_failed_export(run_dir: str, old_config: ProjectorConfig, previous: str | None, written: list[str]) -> None:
     """Removes at once what a failed (or interrupted) export wrote, unless its config was committed: its bundle,
-    staging folders, temporary files, and sprites and metadata no config refers to (what the next export would
-    remove). The export's own error is the one raised: a failure here is left to the next export."""
+    event files, staging folders, temporary files, and sprites and metadata no config refers to (what the next
+    export would remove, and its event files, which it cannot tell). The export's own error is the one raised:
+    a failure here is left to the next export."""
     with contextlib.suppress(Exception):
         current = config_lib.read_config(run_dir)
         named = checkpoint.current_prefix(run_dir, current.model_checkpoint_path)
+        if named == previous:  # not committed
+            for path in written:
+                if fnmatch.fnmatchcase(os.path.basename(path), EVENT_FILE_GLOB):
+                    os.unlink(path)
         checkpoint.delete_leftovers(run_dir, previous, named)
         _delete_unreferenced_assets(os.path.join(run_dir, ASSETS_DIRNAME), old_config, current)
 
@@ -243,7 +257,7 @@ def _check_run_dir(logdir: str, run_dir: str) -> None:
     if os.path.exists(assets_dir) and not os.path.isdir(assets_dir):
         raise ValueError(f"Invalid run directory {run_dir!r}: {assets_dir!r} is a file, expected a directory.")
     if os.path.lexists(logdir):
-        safe_paths.check_logdir(logdir)
+        safe_paths.check_logdir_folder(logdir)
     for folder in _run_folders(logdir, run_dir):
         if not os.path.lexists(folder):
             break

@@ -38,7 +38,7 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _FIX = "Remove it, or export into another run or log dir."
 
 
-def check_logdir(logdir: str) -> None:
+def check_logdir_folder(logdir: str) -> None:
     """Checks the log dir (which must exist): the folder it leads to, and the link leading there if it is one."""
     link = os.lstat(logdir)
     if stat.S_ISLNK(link.st_mode):
@@ -59,7 +59,7 @@ def make_logdir(logdir: str) -> None:
     if not os.path.lexists(logdir):
         with contextlib.suppress(FileExistsError):
             os.makedirs(logdir, mode=FOLDER_MODE)
-    check_logdir(logdir)
+    check_logdir_folder(logdir)
 
 
 def make_folder(path: str) -> None:
