@@ -42,16 +42,17 @@ def check_logdir_folder(logdir: str) -> None:
     """Checks the log dir (which must exist): the folder it leads to, and the link leading there if it is one."""
     link = os.lstat(logdir)
     if stat.S_ISLNK(link.st_mode):
-        _check_owner(logdir, link, os.stat(os.path.dirname(os.path.abspath(logdir))), "a symbolic link ")
+        if _euid() >= 0:
+            _check_owner(logdir, link, os.stat(os.path.dirname(os.path.abspath(logdir))), "a symbolic link ")
         real = os.path.realpath(logdir)
-        _check_folder_stat(logdir, os.stat(real), os.stat(os.path.dirname(real)))
+        _check_stat(logdir, os.stat(real), os.stat(os.path.dirname(real)), folder=True)
     else:
         check_folder(logdir)
 
 
 def check_folder(path: str) -> None:
     """Checks that `path` is a folder an export may write in (see the module's rule); it must exist."""
-    _check_folder_stat(path, os.lstat(path), _parent_stat(path))
+    _check_stat(path, os.lstat(path), _parent_stat(path), folder=True)
 
 
 def make_logdir(logdir: str) -> None:
@@ -80,7 +81,7 @@ def check_file(path: str) -> bool:
         info = os.lstat(path)
     except FileNotFoundError:
         return False
-    _check_file_stat(path, info, _parent_stat(path))
+    _check_stat(path, info, _parent_stat(path), folder=False)
     return True
 
 
@@ -95,7 +96,7 @@ def open_file(path: str, flags: int = os.O_RDONLY, mode: int = FILE_MODE) -> int
             check_file(path)  # raises, naming the link
         raise
     try:
-        _check_file_stat(path, os.fstat(fd), _parent_stat(path))
+        _check_stat(path, os.fstat(fd), _parent_stat(path), folder=False)
     except BaseException:
         os.close(fd)
         raise
@@ -128,33 +129,26 @@ def refuse(path: str, problem: str, fix: str = _FIX) -> PermissionError:
     return PermissionError(f"Refusing to write through {path!r}: {problem}. {fix}")
 
 
-def _check_folder_stat(path: str, info: os.stat_result, parent: os.stat_result) -> None:
+def _check_stat(path: str, info: os.stat_result, parent: os.stat_result, *, folder: bool) -> None:
+    """Checks the `lstat` of a folder (`folder`) or a file an export writes in or uses, and of the folder holding it."""
     if stat.S_ISLNK(info.st_mode):
         raise refuse(path, f"it is a symbolic link (to {os.readlink(path)!r}), and an export never writes through "
                            "one inside a log dir: another user may have planted it to redirect what is written")
-    if not stat.S_ISDIR(info.st_mode):
-        raise refuse(path, "it is not a folder")
+    if not (stat.S_ISDIR if folder else stat.S_ISREG)(info.st_mode):
+        raise refuse(path, "it is not a folder" if folder else "it is not a regular file")
+    if _euid() < 0:  # Windows: no owners or permission bits to compare
+        return
     _check_owner(path, info, parent, "")
-    if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+    if folder and info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
         raise refuse(path, "every user may rename or replace what is in it (writable by others, no sticky bit)",
                      f"Run `chmod o-w` or `chmod +t` (as /tmp) on {path!r}, or export into another log dir.")
-
-
-def _check_file_stat(path: str, info: os.stat_result, parent: os.stat_result) -> None:
-    if stat.S_ISLNK(info.st_mode):
-        raise refuse(path, f"it is a symbolic link (to {os.readlink(path)!r}), and an export never writes through "
-                           "one inside a log dir: another user may have planted it to redirect what is written")
-    if not stat.S_ISREG(info.st_mode):
-        raise refuse(path, "it is not a regular file")
-    _check_owner(path, info, parent, "")
-    if info.st_nlink > 1 and parent.st_mode & stat.S_IWOTH:
+    if not folder and info.st_nlink > 1 and parent.st_mode & stat.S_IWOTH:
         raise refuse(path, "it has other names (hard links) in a folder every user may write in: another user may "
                            "have linked someone else's file there")
 
 
 def _check_owner(path: str, info: os.stat_result, parent: os.stat_result, what: str) -> None:
-    trusted = {_euid(), 0, parent.st_uid}
-    if _euid() >= 0 and info.st_uid not in trusted:
+    if info.st_uid not in {_euid(), 0, parent.st_uid}:
         raise refuse(path, f"it is {what}owned by {_user(info.st_uid)}, not by you, root or the owner of the folder "
                            "holding it, so that user could redirect what is written there")
 

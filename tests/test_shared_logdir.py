@@ -154,6 +154,25 @@ def test_links_at_the_event_file_names_tensorflow_would_use_are_not_written_thro
     assert "\n" not in message and "events.out.tfevents." in message and "already at the name" in message, message
 
 
+@as_root
+@pytest.mark.parametrize("planted", ["link", "folder"])
+def test_a_logdir_another_user_made_in_a_shared_folder_is_refused(shared, planted):
+    """The log dir's path is the caller's choice, but a link or folder another user put there is not."""
+    logdir, victims = shared
+    as_other_user(["ln", "-s", str(victims), f"{logdir}/logs"] if planted == "link" else ["mkdir", f"{logdir}/logs"])
+    message = _refused(f"{logdir}/logs", "r", f"{logdir}/logs")
+    assert "owned by" in message and f"uid {OTHER_UID}" in message
+    _untouched(victims)
+    _only_the_other_users(logdir)
+
+
+def test_a_logdir_reached_through_the_users_own_link_is_used(tmp_path):
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "logs").symlink_to(tmp_path / "disk")
+    export_embeddings(tmp_path / "logs", run="r", **_arguments())
+    assert [e["tensorName"] for e in ProjectorClient(tmp_path / "disk").info("r")["embeddings"]] == ["e"]
+
+
 def test_a_lock_file_linked_elsewhere_is_refused(tmp_path):
     """Before: opening the lock followed the link and created its target (as root: anywhere)."""
     export_embeddings(tmp_path, run="r", **_arguments())
