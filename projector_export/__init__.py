@@ -6,6 +6,7 @@ Public API (everything else is internal):
   export_standalone(out_dir, embeddings, *, images=None, metadata=None, ...) -> StandaloneResult
       the same data as a folder for the standalone Embedding Projector web app.
   ExportResult, ExportedTensor, StandaloneResult: what was written.
+  NoSpaceError: an OSError raised when the disk is full, whichever step of an export ran out of space.
   tensorboard_command(logdir): the `tensorboard --logdir ...` line to print for the user.
   PCA_THRESHOLD_DIM, DEFAULT_PCA_COMPONENTS, MAX_SPRITE_SIZE_PX: documented limits and defaults.
   pca(x, n_components) -> PCAResult; StreamingPCA(sample, n_rows, n_components), sample_rows(n): the exporter's
@@ -30,6 +31,7 @@ Public API (everything else is internal):
 """
 
 from projector_export.defaults import DEFAULT_IMAGES_EVERY, DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE
+from projector_export.errors import NoSpaceError
 from projector_export.exporter import ExportResult, export_embeddings, tensorboard_command
 from projector_export.inputs import ExportedTensor
 from projector_export.metadata import MAX_SPRITE_SIZE_PX
@@ -53,8 +55,8 @@ _SNAPSHOTS_API = ("EmbeddingSnapshots", "SharedScores", "export_model_layers", "
 
 __all__ = [
     "DEFAULT_IMAGES_EVERY", "DEFAULT_PCA_COMPONENTS", "DEFAULT_PROBE_SIZE", "DEFAULT_SNAPSHOT_EVERY",
-    "MAX_SPRITE_SIZE_PX", "MIN_PROBE_SIZE", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor", "PCAResult",
-    "StandaloneResult", "StreamingPCA",
+    "MAX_SPRITE_SIZE_PX", "MIN_PROBE_SIZE", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor", "NoSpaceError",
+    "PCAResult", "StandaloneResult", "StreamingPCA",
     "check_int", "check_logdir", "check_run_name", "check_writable_dir", "checkpoint_steps", "export_embeddings",
     "export_standalone", "exported_steps", "follow_checkpoints", "knn_separability", "pca", "sample_rows",
     "tensorboard_command",
