@@ -9,6 +9,7 @@ Exporting arrays:
   export_standalone(out_dir, embeddings, *, images, metadata, reduce, pca_components, dark_on_white, base_url)
       -> StandaloneResult: the same data as a folder for the standalone Embedding Projector web app.
   ExportResult, ExportedTensor, StandaloneResult: what was written.
+  NoSpaceError: an OSError raised when the disk is full, whichever step of an export ran out of space.
   tensorboard_command(logdir): the `tensorboard --logdir ...` line to print for the user.
   pca(x, n_components) -> PCAResult; StreamingPCA(n_rows, input_dim, n_components, *, start, matmul): the
       exporter's PCA, also in blocks of rows handed over as a forward pass computes them; a PCAResult exports as
@@ -43,6 +44,7 @@ A Keras model's layers (these need Keras, imported on first use):
 """
 
 from projector_export.defaults import DEFAULT_IMAGES_EVERY, DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE
+from projector_export.errors import NoSpaceError
 from projector_export.exporter import ExportResult, export_embeddings, tensorboard_command
 from projector_export.inputs import ExportedTensor
 from projector_export.metadata import MAX_SPRITE_SIZE_PX
@@ -62,10 +64,10 @@ _KERAS_API = {
 
 __all__ = [
     "DEFAULT_IMAGES_EVERY", "DEFAULT_PCA_COMPONENTS", "DEFAULT_PROBE_SIZE", "DEFAULT_SNAPSHOT_EVERY",
-    "MAX_SPRITE_SIZE_PX", "MIN_PROBE_SIZE", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor", "PCAResult",
-    "StandaloneResult", "StreamingPCA", "check_int", "check_logdir", "check_run_name", "check_writable_dir",
-    "export_embeddings", "export_standalone", "knn_separability", "pca", "snapshot_checkpoints",
-    "tensorboard_command", *_KERAS_API,
+    "MAX_SPRITE_SIZE_PX", "MIN_PROBE_SIZE", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor", "NoSpaceError",
+    "PCAResult", "StandaloneResult", "StreamingPCA", "check_int", "check_logdir", "check_run_name",
+    "check_writable_dir", "export_embeddings", "export_standalone", "knn_separability", "pca",
+    "snapshot_checkpoints", "tensorboard_command", *_KERAS_API,
 ]
 
 

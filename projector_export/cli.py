@@ -110,7 +110,7 @@ def _read_and_check(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], di
     logdir = check_logdir(args.logdir)
     run_dir = logdir if args.run is None else os.path.join(logdir, check_run_name(args.run))
     check_writable_dir(run_dir, "--logdir")
-    check_run_dir(run_dir)
+    check_run_dir(logdir, run_dir)
     if args.standalone_url is not None and args.standalone is None:
         raise ValueError("--standalone-url names where the --standalone folder is served: give --standalone too.")
     try:

@@ -21,9 +21,8 @@ KILL_POINTS = (
     "bundle-staged",            # the new tensors saved alone into a staging folder
     "bundle-written",           # the new generation's bundle complete, unreferenced
     "events-written",           # the event file (and any reduction summary) written
-    "config-staged",            # the new config written beside the live one, not yet renamed
+    "config-staged",            # the new config, its portable copy and the state file written to temporary files
     "config-written",           # the config names the new bundle (the commit); the state file not yet
-    "checkpoint:temp-written",  # the state file's temporary file written, not yet renamed
     "state-flipped",            # the state file names the new bundle
     "generations-deleted",      # older bundles and leftovers deleted; unreferenced sprites/metadata not yet
 )

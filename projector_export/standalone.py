@@ -29,6 +29,7 @@ from projector_export.inputs import ExportedTensor, check_inputs
 from projector_export.locking import run_lock
 from projector_export.metadata import STANDALONE_CONFIG_FILENAME
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS
+from projector_export.safe_paths import make_logdir
 from projector_export.validation import check_logdir
 
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -74,6 +75,7 @@ def export_standalone(
     config_path = os.path.join(out_dir, STANDALONE_CONFIG_FILENAME)
     read_standalone_config(config_path)  # an unreadable config is refused before anything is written
     arrays, described = inputs.reduced()
+    make_logdir(out_dir)
     with run_lock(out_dir):
         existing = read_standalone_config(config_path)  # read again under the lock: another export may have added to it
         assets = write_assets(out_dir, "", inputs, dark_on_white=dark_on_white)
