@@ -152,16 +152,17 @@ def export_embeddings(
     check_logdir_path(logdir)
     run_dir = logdir if run is None else os.path.join(logdir, check_run_name(run))
     inputs = check_inputs(embeddings, images=images, metadata=metadata, reduce=reduce, pca_components=pca_components)
-    _check_run_dir(logdir, run_dir)
-    _check_run_state(run_dir)
-    n_rows = inputs.n_rows
-    if n_rows > PROJECTOR_MAX_POINTS:
-        warnings.warn(
-            f"{n_rows:,} rows: TensorBoard's PROJECTOR loads only the first {PROJECTOR_MAX_POINTS:,} (it says "
-            f"\"Showing the first {PROJECTOR_MAX_POINTS:,} of {n_rows:,} data points\"); export a sample of at most "
-            f"{PROJECTOR_MAX_POINTS:,} rows to see all of them.",
-            stacklevel=2,
-        )
+    check_run_dir(logdir, run_dir)
+    if inputs.n_rows > PROJECTOR_MAX_POINTS:
+        warnings.warn(_more_rows_than_shown(inputs.n_rows), stacklevel=2)
+    return _export_checked(logdir, run_dir, inputs, dark_on_white=dark_on_white, summary_writer=summary_writer,
+                           step=step)
+
+
+def _export_checked(logdir: str, run_dir: str, inputs: Inputs, *, dark_on_white: bool, summary_writer,
+                    step: int | None) -> ExportResult:
+    """Writes checked `inputs` into `run_dir` under the run's lock (`export_embeddings`): a failed export's files
+    are removed at once, and a full disk is one `NoSpaceError` whichever step ran out of space."""
     try:
         _make_run_dirs(logdir, run_dir)
         assets_dir = os.path.join(run_dir, ASSETS_DIRNAME)
@@ -248,9 +249,17 @@ def _discard_failed_export(run_dir: str, old_config: ProjectorConfig, previous: 
         _delete_unreferenced_assets(os.path.join(run_dir, ASSETS_DIRNAME), old_config, current)
 
 
-def _check_run_dir(logdir: str, run_dir: str) -> None:
-    """Raises, before anything is written, if the log dir, the run directory or the files an export reads or
-    replaces there are not what an export may write in (`safe_paths`: no links, nothing of another user)."""
+def _more_rows_than_shown(n_rows: int) -> str:
+    return (f"{n_rows:,} rows: TensorBoard's PROJECTOR loads only the first {PROJECTOR_MAX_POINTS:,} (it says "
+            f"\"Showing the first {PROJECTOR_MAX_POINTS:,} of {n_rows:,} data points\"); export a sample of at most "
+            f"{PROJECTOR_MAX_POINTS:,} rows to see all of them.")
+
+
+def check_run_dir(logdir: str, run_dir: str) -> None:
+    """Raises, before anything is written, if an export cannot go into `run_dir` of `logdir`: the log dir, the run
+    directory or the files an export reads or replaces there are not what an export may write in (`safe_paths`: no
+    links, nothing of another user; a run directory or plugin-assets folder that is a file), or the run's config
+    or checkpoint state cannot be updated."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise ValueError(f"Invalid run directory {run_dir!r}: it is a file, expected a directory. Choose another run.")
     assets_dir = os.path.join(run_dir, ASSETS_DIRNAME)
@@ -265,6 +274,8 @@ def _check_run_dir(logdir: str, run_dir: str) -> None:
     for path in (os.path.join(run_dir, STATE_FILENAME), config_lib.fallback_path(run_dir),
                  config_lib.config_path(run_dir), os.path.join(assets_dir, LOCK_FILENAME)):
         safe_paths.check_file(path)
+    checkpoint.current_prefix(run_dir, config_lib.read_config(run_dir).model_checkpoint_path)
+    checkpoint.check_state_file(run_dir)
 
 
 def _run_folders(logdir: str, run_dir: str) -> list[str]:
@@ -281,12 +292,6 @@ def _make_run_dirs(logdir: str, run_dir: str) -> None:
     safe_paths.make_logdir(logdir)
     for folder in _run_folders(logdir, run_dir):
         safe_paths.make_folder(folder)
-
-
-def _check_run_state(run_dir: str) -> None:
-    """Raises, before anything is written, if the run's config or checkpoint state cannot be updated."""
-    checkpoint.current_prefix(run_dir, config_lib.read_config(run_dir).model_checkpoint_path)
-    checkpoint.check_state_file(run_dir)
 
 
 def _check_shapes_unchanged(run_dir: str, config: ProjectorConfig, shapes: Mapping[str, tuple[int, int]]) -> None:

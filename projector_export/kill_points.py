@@ -3,7 +3,9 @@
 With `PROJECTOR_EXPORT_KILL_AT=<point>` in its environment, a process sends itself SIGKILL when
 an export reaches that point: the crash tests use it to prove that whatever a kill leaves is a
 complete old or a complete new export, and that the next export removes every leftover. Without
-the variable (always, outside those tests) each point is one dictionary lookup.
+the variable (always, outside those tests) each point is one dictionary lookup. A variable naming no
+point of `KILL_POINTS` raises `ValueError` at the first point reached: a mistyped point would
+otherwise never be reached, and its crash test would pass without a kill.
 """
 
 from __future__ import annotations
@@ -28,5 +30,10 @@ KILL_POINTS = (
 
 def reached(point: str) -> None:
     """Kills this process (SIGKILL, no clean-up of any kind) if the environment asks for `point`."""
-    if os.environ.get(ENV_VAR) == point:
+    wanted = os.environ.get(ENV_VAR)
+    if wanted is None:
+        return
+    if wanted not in KILL_POINTS:
+        raise ValueError(f"Unknown kill point {wanted!r} in ${ENV_VAR}. Expected one of: {', '.join(KILL_POINTS)}.")
+    if wanted == point:
         os.kill(os.getpid(), signal.SIGKILL)

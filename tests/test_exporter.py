@@ -350,3 +350,12 @@ def test_shards_are_compacted_into_one_past_the_limit(tmp_path, data, monkeypatc
 def _bundles(run_dir) -> list[str]:
     """The checkpoint bundles in the run's projector folder, by prefix."""
     return sorted({f.split(".")[0] for f in os.listdir(run_dir / ASSETS_DIRNAME) if f.startswith("embeddings-")})
+
+
+def test_a_mistyped_kill_point_is_refused_not_ignored(tmp_path, monkeypatch):
+    from projector_export.kill_points import ENV_VAR
+
+    monkeypatch.setenv(ENV_VAR, "config-writen")
+    with pytest.raises(ValueError, match=r"Unknown kill point 'config-writen' in \$PROJECTOR_EXPORT_KILL_AT.*"
+                                         r"config-written"):
+        export_embeddings(tmp_path, {"a": np.ones((3, 2), np.float32)})
