@@ -1,14 +1,14 @@
 """Follow a folder of checkpoints that a training writes, and export each one once: a sidecar process.
 
-Like Keras' `SidecarEvaluator`, the sidecar runs beside any training that saves `step_<N>.keras` files (written
-under a temporary name and renamed, so a listed file is complete), in step order, while the training runs and
-after it. Which steps are already exported is read back from the run's projector config, so a restarted
-sidecar neither loses nor repeats a step.
+Like Keras' `SidecarEvaluator`, the sidecar runs beside any training that saves `step_<N>.keras` files into
+`<logdir>/<run>/checkpoints/` (written under a temporary name and renamed, so a listed file is complete), in step
+order, while the training runs and after it. `snapshot_checkpoints` exports each one as the snapshots during
+training would; which steps are already exported is read back from the run (`exported_steps`, asking the
+`SnapshotPlan` what a snapshot writes), so a restarted sidecar neither loses nor repeats a step.
 
 Example:
-    done = exported_steps("logs", "run-1", ["conv1", "fc1"])
-    follow_checkpoints("logs/run-1/checkpoints", export, done=done.__contains__,
-                       finished=lambda: os.path.exists("logs/run-1/model.keras"))
+    probe = check_probe(x_test[:1000], y_test[:1000], layers=["conv2", "fc1"])
+    snapshot_checkpoints("logs", "run-1", probe, finished=lambda: os.path.exists("logs/run-1/model.keras"))
 """
 
 from __future__ import annotations
@@ -19,14 +19,30 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from projector_export.config import read_config
 from projector_export.metadata import EVENT_FILE_GLOB
-from projector_export.naming import STEP_PREFIX, parse_snapshot_name
+from projector_export.naming import STEP_PREFIX, parse_snapshot_name, parse_step_name, step_name
 
+if TYPE_CHECKING:
+    from projector_export.probe import Probe
+
+CHECKPOINTS_DIRNAME = "checkpoints"
+"""The folder of a run that holds its checkpoints."""
 CHECKPOINT_SUFFIX = ".keras"
 # `step_000100.keras`; temporary files start with "." and never match.
 _CHECKPOINT_NAME = re.compile(r"^" + re.escape(STEP_PREFIX) + r"(\d+)" + re.escape(CHECKPOINT_SUFFIX) + "$")
+
+
+def checkpoints_dir(logdir: str | os.PathLike, run: str | None) -> Path:
+    """`<logdir>/<run>/checkpoints`: where a training saves the checkpoints a sidecar follows."""
+    return Path(logdir, run or "", CHECKPOINTS_DIRNAME)
+
+
+def checkpoint_path(directory: str | os.PathLike, step: int, total_steps: int | None = None) -> Path:
+    """`<directory>/step_<N>.keras`, the step zero-padded as snapshot names are (`naming.step_name`)."""
+    return Path(directory, step_name(step, total_steps) + CHECKPOINT_SUFFIX)
 
 
 def checkpoint_steps(directory: str | os.PathLike) -> dict[int, Path]:
@@ -110,3 +126,70 @@ def follow_checkpoints(
         if was_finished or (until_step is not None and any(step >= until_step for step in listed)):
             return exported
         time.sleep(poll_seconds)
+
+
+def _print_now(line: str) -> None:
+    print(line, flush=True)
+
+
+def snapshot_checkpoints(
+    logdir: str | os.PathLike,
+    run: str,
+    probe: Probe,
+    *,
+    finished: Callable[[], bool] = lambda: False,
+    until_step: int | None = None,
+    poll_seconds: float = 5.0,
+    report: Callable[[str], None] = _print_now,
+) -> list[int]:
+    """Exports every checkpoint of `<logdir>/<run>/checkpoints/` not exported yet, as `follow_checkpoints` lists
+    them: `probe` through each checkpoint's model, written into the run exactly as `EmbeddingSnapshots` would at
+    that step (tensors padded like the checkpoint's name, metadata, class embedding, separability scalars).
+
+    Steps the run holds completely (every tensor and scalar its `SnapshotPlan` names) are skipped. `report`
+    receives a line when the sidecar starts watching and one per exported step. Returns the steps exported by this call.
+    """
+    import keras
+    import tensorflow as tf
+
+    from projector_export.snapshotter import LayerSnapshotter
+
+    directory = checkpoints_dir(logdir, run)
+    loaded: dict[Path, LayerSnapshotter] = {}  # the snapshotter of the last checkpoint loaded
+    exported_before: set[int] | None = None
+    writer = None
+
+    def snapshotter(path: Path) -> LayerSnapshotter:
+        if path not in loaded:
+            loaded.clear()
+            loaded[path] = LayerSnapshotter(keras.models.load_model(path, compile=False), probe, logdir, run=run)
+        return loaded[path]
+
+    def done(step: int) -> bool:
+        nonlocal exported_before
+        path = checkpoint_steps(directory).get(step)
+        if exported_before is None and path is not None:  # what a snapshot of this model writes, found in the run
+            plan = snapshotter(path).plan
+            exported_before = exported_steps(logdir, run, plan.tensor_bases(), plan.scalar_tags())
+            if exported_before:
+                report(f"Already exported: steps {', '.join(map(str, sorted(exported_before)))}")
+        return step in (exported_before or ())
+
+    def export(step: int, path: Path) -> None:
+        nonlocal writer
+        if not path.exists():
+            raise FileNotFoundError(path)
+        chosen = snapshotter(path)
+        writer = writer or tf.summary.create_file_writer(os.path.join(os.fspath(logdir), run))
+        record = chosen.snapshot(step, digits=parse_step_name(path.stem)[1], writer=writer)
+        values = "  ".join(f"{tensor} {value:.4f}" for tensor, value in record.separability.items())
+        report(f"step {step}: exported {', '.join(chosen.plan.layers)} in {record.seconds:.1f} s; "
+               f"separability {values}")
+
+    report(f"Watching {directory} (every {poll_seconds:g} s)")
+    try:
+        return follow_checkpoints(directory, export, done=done, finished=finished, until_step=until_step,
+                                  poll_seconds=poll_seconds)
+    finally:
+        if writer is not None:
+            writer.close()

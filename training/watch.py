@@ -18,11 +18,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from projector_export.cli import OneLineParser, int_at_least
+from projector_export.command_line import OneLineParser, int_at_least
 
 from .flags import add_probe_flags, add_verbose_flag
 from .tensorflow_logs import import_tensorflow_quietly
-from .train import CHECKPOINTS_DIRNAME, MODEL_FILENAME
+from .train import MODEL_FILENAME
 
 DEFAULT_POLL_SECONDS = 5.0
 
@@ -38,67 +38,15 @@ def watch(
     until_step: int | None = None,
 ) -> list[int]:
     """Exports every checkpoint of `<logdir>/<run>` not exported yet; returns the steps exported by this call."""
-    import keras
-    import tensorflow as tf
-
-    from projector_export.naming import CLASS_EMBEDDING_NAME, separability_tag
-    from projector_export.snapshots import DEFAULT_PROBE_SIZE, LayerSnapshotter, take_probe
-    from projector_export.watch import checkpoint_steps, exported_steps, follow_checkpoints
+    from projector_export import DEFAULT_PROBE_SIZE, check_probe, snapshot_checkpoints, take_probe
 
     from .mnist import load_mnist
 
     data = load_mnist(data_dir)
     images, labels = take_probe(data.test_images, data.test_labels, probe_size or DEFAULT_PROBE_SIZE)
-    run_dir = Path(logdir) / run
-    checkpoints = run_dir / CHECKPOINTS_DIRNAME
-    writer = None
-    names: list[str] | None = None  # tensor names (before "/step_") every exported step holds
-    scalar_tags: list[str] = []
-
-    def export(step: int, path: Path) -> None:
-        nonlocal writer
-        if not path.exists():
-            raise FileNotFoundError(path)
-        model = keras.models.load_model(path, compile=False)
-        snapshotter = LayerSnapshotter(model, images, labels, logdir, run=run, layers=layers,
-                                       class_names=data.class_names)
-        if writer is None:  # the run directory exists: the training made it
-            writer = tf.summary.create_file_writer(str(run_dir))
-        digits = len(path.stem.rsplit("_", 1)[-1])
-        record = snapshotter.snapshot(step, 10**digits - 1, writer)  # the checkpoint's own zero-padding
-        with writer.as_default(step=step):
-            for layer, value in record.separability.items():
-                tf.summary.scalar(separability_tag(layer), value)
-        writer.flush()
-        values = "  ".join(f"{layer} {value:.4f}" for layer, value in record.separability.items())
-        print(f"step {step}: exported {', '.join(snapshotter.layers)} in {record.seconds:.1f} s; separability {values}",
-              flush=True)
-
-    def done(step: int) -> bool:
-        nonlocal names, scalar_tags
-        if names is None:  # the layers and the class embedding a snapshot of this model writes
-            model = keras.models.load_model(checkpoint_steps(checkpoints)[step], compile=False)
-            snapshotter = LayerSnapshotter(model, images, labels, logdir, run=run, layers=layers,
-                                           class_names=data.class_names)
-            has_classes = int(model.outputs[0].shape[-1]) == len(data.class_names)
-            names = [*snapshotter.layers, *([CLASS_EMBEDDING_NAME] if has_classes else [])]
-            scalar_tags = [separability_tag(layer) for layer in snapshotter.layers]
-            previous = exported_steps(logdir, run, names, scalar_tags)
-            names_done.update(previous)
-            if previous:
-                print(f"Already exported: steps {', '.join(map(str, sorted(previous)))}", flush=True)
-        return step in names_done
-
-    names_done: set[int] = set()
-    print(f"Watching {checkpoints} (every {poll_seconds:g} s)", flush=True)
-    try:
-        return follow_checkpoints(
-            checkpoints, export, done=done, finished=(run_dir / MODEL_FILENAME).exists, until_step=until_step,
-            poll_seconds=poll_seconds,
-        )
-    finally:
-        if writer is not None:
-            writer.close()
+    probe = check_probe(images, labels, layers=layers, class_names=data.class_names)
+    return snapshot_checkpoints(logdir, run, probe, finished=(Path(logdir) / run / MODEL_FILENAME).exists,
+                                until_step=until_step, poll_seconds=poll_seconds)
 
 
 def build_parser() -> OneLineParser:
@@ -135,8 +83,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(f"Exported {len(steps)} checkpoint(s) in {time.monotonic() - start:.0f} s. "
           f"View them with: {tensorboard_command(args.logdir)}")
-
-
     return 0
 
 
