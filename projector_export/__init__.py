@@ -41,16 +41,28 @@ A Keras model's layers (these need Keras, imported on first use):
   PeriodicCallback(every, *, at_start, at_end, logdir, run, writer), optimizer_step(model): the one base of every
       periodic callback (work at the first step, every `every` optimizer steps, the last; 0: off) and its clock.
   DEFAULT_SNAPSHOT_EVERY, DEFAULT_PROBE_SIZE, MIN_PROBE_SIZE, DEFAULT_IMAGES_EVERY: the callbacks' defaults.
+
+Layouts over training (docs/layouts.md):
+  compute_run_layouts(logdir, run, *, method, recompute, wait, progress, command) -> LayoutReport: the aligned PCA
+      and UMAP layouts of every tensor of a run that lacks them, published as the tensors' PROJECTOR bookmarks.
+  layout_status(logdir, run) -> LayoutStatus: which tensors still lack layouts, which process computes them, and
+      the command that waits for them.
+  build_trajectories(logdir, run): `<layer>/trajectory`, every snapshot step's rows of a layer in one basis.
+  LayoutFeed(logdir, run, *, method, trajectories): a training's layout worker at idle priority, fed after each
+      snapshot (`snapshot_written`) and told when the training ended (`training_ended`, which returns the status).
 """
 
 from projector_export.defaults import DEFAULT_IMAGES_EVERY, DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE
 from projector_export.errors import NoSpaceError
 from projector_export.exporter import ExportResult, export_embeddings, tensorboard_command
 from projector_export.inputs import ExportedTensor
+from projector_export.layout_worker import LayoutFeed
 from projector_export.metadata import MAX_SPRITE_SIZE_PX
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM, PCAResult, StreamingPCA, pca
+from projector_export.run_layouts import LayoutReport, LayoutStatus, compute_run_layouts, layout_status
 from projector_export.separability import knn_separability
 from projector_export.standalone import StandaloneResult, export_standalone
+from projector_export.trajectories import build_trajectories
 from projector_export.validation import check_int, check_logdir, check_run_name, check_writable_dir
 from projector_export.watch import snapshot_checkpoints
 
@@ -67,7 +79,8 @@ __all__ = [
     "MAX_SPRITE_SIZE_PX", "MIN_PROBE_SIZE", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor", "NoSpaceError",
     "PCAResult", "StandaloneResult", "StreamingPCA", "check_int", "check_logdir", "check_run_name",
     "check_writable_dir", "export_embeddings", "export_standalone", "knn_separability", "pca",
-    "snapshot_checkpoints", "tensorboard_command", *_KERAS_API,
+    "snapshot_checkpoints", "tensorboard_command", "LayoutFeed", "LayoutReport", "LayoutStatus",
+    "build_trajectories", "compute_run_layouts", "layout_status", *_KERAS_API,
 ]
 
 

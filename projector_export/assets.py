@@ -20,7 +20,8 @@ from projector_export.sprite import cell_size, make_sprite
 
 # Bumped when the sprite/metadata encoding changes, so content-addressed names change too.
 _FORMAT_VERSION = b"2"
-ASSET_NAME_RE = re.compile(r"(sprite-[0-9a-f]{16}\.png|metadata-[0-9a-f]{16}\.tsv)$")
+# Content-addressed files of a run's assets folder: sprites, metadata, and layouts' bookmarks (`bookmarks.py`).
+ASSET_NAME_RE = re.compile(r"(sprite-[0-9a-f]{16}\.png|metadata-[0-9a-f]{16}\.tsv|bookmarks-[0-9a-f]{16}\.json)$")
 
 
 @dataclass(frozen=True)

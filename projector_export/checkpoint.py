@@ -107,6 +107,13 @@ def tensor_names(prefix: str | None) -> set[str]:
     return set(tf.train.load_checkpoint(prefix).get_variable_to_shape_map())
 
 
+def reader(prefix: str):
+    """TensorFlow's reader of the bundle at `prefix` (`get_tensor(name)`, `get_variable_to_shape_map()`)."""
+    import tensorflow as tf
+
+    return tf.train.load_checkpoint(prefix)
+
+
 def shard_count(prefix: str) -> int:
     """Number of data shards of the bundle at `prefix`."""
     folder, base = os.path.split(prefix)
@@ -153,6 +160,25 @@ def write_generation(run_dir: str, tensors: Mapping[str, np.ndarray], previous: 
         shutil.rmtree(staging, ignore_errors=True)
     kill_points.reached("bundle-written")
     return prefix, existing | set(tensors)
+
+
+def link_generation(previous: str) -> str:
+    """Writes a new generation holding exactly the tensors of `previous`: its files hard-linked under the next
+    generation's name (through a private staging folder, to names that must be free), no tensor rewritten. For a
+    change of the config alone (bookmarks added), which a running TensorBoard notices only when the state file
+    names another bundle. Returns the new prefix, not yet referred to.
+    """
+    assets_dir = os.path.dirname(previous)
+    prefix = os.path.abspath(os.path.join(assets_dir, f"{BUNDLE_BASENAME}-{_next_generation(assets_dir):06d}"))
+    staging = make_staging_folder(assets_dir)
+    try:
+        staged = os.path.join(staging, BUNDLE_BASENAME)
+        _link_bundle(previous, staged)
+        _move_bundle(staged, prefix)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    kill_points.reached("bundle-written")
+    return prefix
 
 
 def publish(run_dir: str, config: ProjectorConfig, prefix: str, previous: str | None) -> str:

@@ -7,7 +7,7 @@ which tensors, metadata and sprites belong together, and renaming a new config i
 all of them at once.
 
 A second, portable copy sits at the top of the run (`fallback_path`): the same entries with their
-metadata and sprite paths relative to the run directory, and no checkpoint path, so TensorBoard
+metadata, sprite and bookmarks paths relative to the run directory, and no checkpoint path, so TensorBoard
 takes the bundle from the `checkpoint` state file, which names it by a path relative to the run
 directory. TensorBoard reads it first and replaces it by the plugin-assets config, unless that one
 names a bundle that is not there: a log dir that was moved or copied, whose absolute paths are stale.
@@ -145,11 +145,13 @@ def staged_was_published(run_dir: str) -> None:
 
 
 def _portable_entry(entry: EmbeddingInfo) -> EmbeddingInfo:
-    """`entry` as the portable copy lists it: metadata and sprite paths relative to the run directory."""
+    """`entry` as the portable copy lists it: metadata, bookmarks and sprite paths relative to the run directory."""
     copy = EmbeddingInfo()
     copy.CopyFrom(entry)
     if copy.metadata_path:
         copy.metadata_path = os.path.join(ASSETS_DIRNAME, copy.metadata_path)
+    if copy.bookmarks_path:
+        copy.bookmarks_path = os.path.join(ASSETS_DIRNAME, copy.bookmarks_path)
     if copy.sprite.image_path:
         copy.sprite.image_path = os.path.join(ASSETS_DIRNAME, copy.sprite.image_path)
     return copy
@@ -184,6 +186,6 @@ def _to_texts(config: ProjectorConfig, texts: dict[bytes, tuple[str, str]]) -> t
 
 
 def referenced_files(config: ProjectorConfig) -> set[str]:
-    """Paths (relative to the config's folder) of the metadata and sprite files the config refers to."""
-    paths = {entry.metadata_path for entry in config.embeddings} | {e.sprite.image_path for e in config.embeddings}
+    """Paths (relative to the config's folder) of the metadata, bookmarks and sprite files the config refers to."""
+    paths = {p for e in config.embeddings for p in (e.metadata_path, e.bookmarks_path, e.sprite.image_path)}
     return {os.path.normpath(path) for path in paths if path}

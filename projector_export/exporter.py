@@ -7,10 +7,10 @@ import fnmatch
 import os
 import shlex
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, ProjectorConfig
@@ -18,6 +18,7 @@ from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, Pr
 from projector_export import checkpoint, events, kill_points, safe_paths
 from projector_export import config as config_lib
 from projector_export.assets import ASSET_NAME_RE, Assets, write_assets
+from projector_export.atomic import write_once
 from projector_export.errors import no_space_error
 from projector_export.inputs import ExportedTensor, Inputs, check_inputs
 from projector_export.locking import LOCK_FILENAME, run_lock
@@ -33,6 +34,8 @@ from projector_export.validation import check_logdir, check_logdir_path, check_r
 
 if TYPE_CHECKING:
     import tensorflow as tf
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -161,20 +164,30 @@ def export_embeddings(
 
 def _export_checked(logdir: str, run_dir: str, inputs: Inputs, *, dark_on_white: bool, summary_writer,
                     step: int | None) -> ExportResult:
-    """Writes checked `inputs` into `run_dir` under the run's lock (`export_embeddings`): a failed export's files
-    are removed at once, and a full disk is one `NoSpaceError` whichever step ran out of space."""
+    """Writes checked `inputs` into `run_dir` under the run's lock (`export_embeddings`)."""
+    def write(old_config: ProjectorConfig, previous: str | None, written: list[str]) -> ExportResult:
+        return _write(logdir, run_dir, inputs, old_config, previous, written, dark_on_white=dark_on_white,
+                      summary_writer=summary_writer, step=step)
+
+    return _locked_write(logdir, run_dir, write,
+                         check=lambda config: _check_shapes_unchanged(run_dir, config, inputs.written_shapes()))
+
+
+def _locked_write(logdir: str, run_dir: str, write: Callable[[ProjectorConfig, str | None, list[str]], T], *,
+                  check: Callable[[ProjectorConfig], None] = lambda config: None) -> T:
+    """Runs `check(old_config)`, then `write(old_config, previous bundle, written files)`, under the run's lock (an
+    export or a publication into the same run, by another process or thread, waits until this one is done): a
+    failed write's files are removed at once, and a full disk is one `NoSpaceError` whichever step ran out of
+    space."""
     try:
         _make_run_dirs(logdir, run_dir)
-        assets_dir = os.path.join(run_dir, ASSETS_DIRNAME)
-        # Another export into the same run (another process or thread) waits until this one is done.
-        with run_lock(assets_dir):
+        with run_lock(os.path.join(run_dir, ASSETS_DIRNAME)):
             old_config = config_lib.read_config(run_dir)
             previous = checkpoint.current_prefix(run_dir, old_config.model_checkpoint_path)
-            _check_shapes_unchanged(run_dir, old_config, inputs.written_shapes())
+            check(old_config)
             written: list[str] = []
             try:
-                return _write(logdir, run_dir, inputs, old_config, previous, written, dark_on_white=dark_on_white,
-                              summary_writer=summary_writer, step=step)
+                return write(old_config, previous, written)
             except BaseException:
                 _discard_failed_export(run_dir, old_config, previous, written)
                 raise
@@ -231,6 +244,84 @@ def _write(logdir: str, run_dir: str, inputs: Inputs, old_config: ProjectorConfi
         rows_shown=min(inputs.n_rows, PROJECTOR_MAX_POINTS),
         arrays=to_write,
     )
+
+
+@dataclass(frozen=True)
+class PublishedBookmarks:
+    """What `publish_bookmarks` did.
+
+    Attributes:
+      checkpoint_prefix: the new generation's bundle (None when nothing was published).
+      published: tensor name -> its bookmarks file (absolute path).
+      skipped: tensor name -> why its bookmarks were not published (the tensor is gone, or was exported again
+        since its layouts were computed).
+    """
+
+    checkpoint_prefix: str | None
+    published: Mapping[str, str]
+    skipped: Mapping[str, str]
+
+
+def publish_bookmarks(
+    logdir: str | os.PathLike,
+    bookmarks: Mapping[str, bytes],
+    *,
+    run: str | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> PublishedBookmarks:
+    """Gives tensors of a run their bookmarks files (`bookmarks.encode_states`), as a new checkpoint generation.
+
+    Each file is written content-addressed into the plugin-assets folder and named by the tensor's config entry
+    (`bookmarks_path`); the new generation hard-links the previous bundle's files (no tensor is rewritten), because
+    a running TensorBoard re-reads a run's config only when the state file names another bundle. The export's own
+    steps, under the run's lock: a reader sees the old config or the new one, also after a kill; a failed
+    publication's files are removed. A tensor exported again later gets a config entry without bookmarks.
+
+    Args:
+      logdir, run: the run, as for `export_embeddings`.
+      bookmarks: tensor name -> the bookmarks file's bytes.
+      sources: tensor name -> `bookmarks.tensor_digest` of the rows the layouts were computed from; a tensor
+        whose rows differ now (exported again meanwhile) is skipped.
+    """
+    logdir = check_logdir(logdir)
+    check_logdir_path(logdir)
+    run_dir = logdir if run is None else os.path.join(logdir, check_run_name(run))
+    check_run_dir(logdir, run_dir)
+    return _locked_write(logdir, run_dir, lambda old_config, previous, written: _write_bookmarks(
+        run_dir, bookmarks, sources or {}, old_config, previous, written))
+
+
+def _write_bookmarks(run_dir: str, bookmarks: Mapping[str, bytes], sources: Mapping[str, str],
+                     old_config: ProjectorConfig, previous: str | None, written: list[str]) -> PublishedBookmarks:
+    """`publish_bookmarks` under the run's lock: the files, a generation of links, the config naming the files."""
+    from projector_export.bookmarks import bookmarks_filename, tensor_digest
+
+    assets_dir = os.path.join(run_dir, ASSETS_DIRNAME)
+    held = {entry.tensor_name for entry in old_config.embeddings} if previous else set()
+    skipped = {name: "not in the run" for name in bookmarks if name not in held}
+    checked = [name for name in sources if name in bookmarks and name not in skipped]
+    reader = checkpoint.reader(previous) if checked else None
+    for name in checked:
+        if tensor_digest(reader.get_tensor(name)) != sources[name]:
+            skipped[name] = "exported again since its layouts were computed"
+    files = {name: bookmarks_filename(data) for name, data in bookmarks.items() if name not in skipped}
+    if not files:
+        return PublishedBookmarks(None, {}, skipped)
+    for name, filename in files.items():
+        if write_once(os.path.join(assets_dir, filename), lambda data=bookmarks[name]: data):
+            written.append(os.path.join(assets_dir, filename))
+    kill_points.reached("assets-written")
+    prefix = checkpoint.link_generation(previous)
+    written.append(prefix + ".index")
+    new_config = ProjectorConfig()
+    new_config.CopyFrom(old_config)
+    new_config.model_checkpoint_path = prefix
+    for entry in new_config.embeddings:
+        if entry.tensor_name in files:
+            entry.bookmarks_path = files[entry.tensor_name]
+    checkpoint.publish(run_dir, new_config, prefix, previous)
+    _delete_unreferenced_assets(assets_dir, old_config, new_config)
+    return PublishedBookmarks(prefix, {name: os.path.join(assets_dir, f) for name, f in files.items()}, skipped)
 
 
 def _discard_failed_export(run_dir: str, old_config: ProjectorConfig, previous: str | None, written: list[str]) -> None:
@@ -328,7 +419,7 @@ def _reduction_markdown(reduced: list[ExportedTensor]) -> str:
 
 
 def _delete_unreferenced_assets(assets_dir: str, old: ProjectorConfig, new: ProjectorConfig) -> None:
-    """Deletes the sprites and metadata that neither config refers to.
+    """Deletes the sprites, metadata and bookmarks that neither config refers to.
 
     Files only the old config refers to stay one export longer, for a reader that read the old
     config a moment ago; files of an export killed before its config was written are deleted.

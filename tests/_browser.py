@@ -398,6 +398,33 @@ class ProjectorPage:
         assert inside.all(), f"points {np.flatnonzero(~inside).tolist()} drawn outside the plot\n{self.context()}"
         return shot[centres[:, 1], centres[:, 0]]
 
+    # ---- bookmarks -----------------------------------------------------------------------------------------
+    def bookmark_labels(self) -> list[str]:
+        """The names of the states in the Bookmarks tray, once the selected tensor's bookmarks have loaded."""
+        self._wait("p => p.bookmarkPanel.savedStates.length > 0")
+        return self._eval("p => p.bookmarkPanel.savedStates.map(s => s.label)")
+
+    def click_bookmark(self, index: int) -> None:
+        """Clicks the radio button of state `index` in the Bookmarks tray, as a person does, and waits until the
+        page has drawn that state's projection."""
+        self._eval("p => { window.__e2eProjection = p.projection; }")
+        row = self.frame.locator("vz-projector-bookmark-panel .state-row").nth(index)
+        row.locator(".state-radio paper-icon-button").click()
+        self._wait("(p, i) => p.bookmarkPanel.savedStates[i].isSelected && p.projection !== window.__e2eProjection"
+                   " && p.projection.projectionType === p.bookmarkPanel.savedStates[i].selectedProjection", index)
+        self.frame.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+
+    def drawn_positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where the scatter plot draws every point: its world position (N×3, the saved coordinates rescaled per
+        axis) and its centre on the canvas (N×2 CSS pixels, x right, y down)."""
+        self.page.mouse.move(0, 0)
+        world = self._eval("p => Array.from(p.projectorScatterPlotAdapter.scatterPlot.worldSpacePointPositions)")
+        return np.asarray(world, float).reshape(-1, 3), np.asarray(self._eval(_POINTS_ON_SCREEN), float)
+
+    def points_by_colour(self) -> dict[str, list[int]]:
+        """Point indices by the colour the scatter plot draws them with ("r,g,b")."""
+        return self._drawn_colours()
+
     def stop_tsne(self) -> None:
         self._eval("p => p.dataSet && p.dataSet.stopTSNE()")
 

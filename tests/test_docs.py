@@ -87,9 +87,9 @@ def _names() -> dict[str, object]:
 
 def _run_commands(code: str) -> None:
     """Each command of a shell block through its command's `main`; a failing one fails the test."""
-    from projector_export import cli
+    from projector_export import cli, layouts_cli
 
-    commands = {**_COMMANDS, "projector-export": cli.main}
+    commands = {**_COMMANDS, "projector-export": cli.main, "projector-layouts": layouts_cli.main}
     for line in code.replace("\\\n", " ").splitlines():
         words = shlex.split(line, comments=True)
         if words[-1:] == ["&"]:
