@@ -155,6 +155,33 @@ def test_links_at_the_event_file_names_tensorflow_would_use_are_not_written_thro
 
 
 @as_root
+def test_links_at_the_names_a_training_writer_would_use_are_not_written_through(shared):
+    """A user's `fit` whose snapshot callback writes its scalars into the shared log dir with a `tf.summary` writer
+    that stays open: the other user plants links at the names TensorFlow would give its event file (time, host,
+    process, counter). Before: the writer wrote its events into the victim."""
+    import keras
+    import tensorflow as tf
+
+    from projector_export import EmbeddingSnapshots
+
+    logdir, victims = shared
+    probe = tempfile.mkdtemp()
+    tf.summary.create_file_writer(probe).close()  # the name of this process's next event file, but for the counter
+    parts = os.listdir(probe)[0].split(".")  # the host name may hold dots
+    host, pid, counter = ".".join(parts[4:-3]), parts[-3], parts[-2]
+    shutil.rmtree(probe)
+    names = [f"events.out.tfevents.{t}.{host}.{pid}.{int(counter) + i}.v2"
+             for t in range(int(time.time()), int(time.time()) + 30) for i in range(1, 7)]
+    as_other_user(*(["ln", "-s", str(victims / "file"), f"{logdir}/{name}"] for name in names))
+    x, y = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32), np.arange(8) % 2
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden"), keras.layers.Dense(2)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[EmbeddingSnapshots(x, y, logdir, every=1)])
+    _untouched(victims)
+    assert sorted(ProjectorClient(logdir).scalars(".")["separability/hidden"]) == [0, 1, 2]
+
+
+@as_root
 @pytest.mark.parametrize("planted", ["link", "folder"])
 def test_a_logdir_another_user_made_in_a_shared_folder_is_refused(shared, planted):
     """The log dir's path is the caller's choice, but a link or folder another user put there is not."""
