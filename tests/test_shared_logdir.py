@@ -176,8 +176,10 @@ def test_links_at_the_names_a_training_writer_would_use_are_not_written_through(
     x, y = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32), np.arange(8) % 2
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden"), keras.layers.Dense(2)])
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[EmbeddingSnapshots(x, y, logdir, every=1)])
-    _untouched(victims)
+    try:
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[EmbeddingSnapshots(x, y, logdir, every=1)])
+    finally:
+        _untouched(victims)
     assert sorted(ProjectorClient(logdir).scalars(".")["separability/hidden"]) == [0, 1, 2]
 
 

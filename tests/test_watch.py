@@ -206,20 +206,24 @@ def test_a_replaced_run_is_exported_anew(tmp_path):
     folder.mkdir(parents=True)
     for step in (1, 2):
         _tiny_model(step).save(folder / f"step_{step:06d}.keras")
-    claims, replaced = [], []
+    claims, replaced, passes = [], [], []
 
     def report(line: str) -> None:
         if line.startswith("step 2: exported") and not replaced:  # the old run's last checkpoint: replace the run
             shutil.rmtree(tmp_path / "r")
             claims.append(claim_run(tmp_path, "r"))
-            folder.mkdir()
+            folder.mkdir(parents=True, exist_ok=True)
             for step in (1, 2):
                 _tiny_model(10 + step).save(folder / f"step_{step:06d}.keras")
             replaced.append(line)
 
+    def finished() -> bool:
+        passes.append(len(passes))
+        return bool(replaced) or len(passes) > 500  # the pass after the replacement (or never replaced: give up)
+
     try:
-        steps = snapshot_checkpoints(tmp_path, "r", _tiny_probe(), finished=lambda: bool(replaced),
-                                     poll_seconds=0.01, report=report)
+        steps = snapshot_checkpoints(tmp_path, "r", _tiny_probe(), finished=finished, poll_seconds=0.01,
+                                     report=report)
     finally:
         for claim in claims:
             claim.release()
