@@ -153,6 +153,10 @@ def save_model(model: keras.Model, path: Path) -> None:
         temporary = os.path.join(staging, path.name)  # Keras requires the .keras suffix
         model.save(temporary)
         os.replace(temporary, path)
+    except OSError as error:
+        if error.filename is None:
+            error.filename = str(path)  # Keras' failed writes (a full disk) do not say which file
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
