@@ -41,6 +41,8 @@ CLAIM_FILENAME = ".training.json"
 """The claim's file in the run directory (present while a training writes the run, or left by a killed one)."""
 _ATTEMPTS = 20  # a claim that changes under us (released, taken over) is looked at again
 _BUSY_LOOKS, _BUSY_PAUSE = 4, 0.05  # a locked claim is looked at this many times, seconds apart, before refusing
+_lock = threading.Lock()
+_claims: dict[str, _Held] = {}  # the real path of a run directory -> this process's claim on it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,19 +76,13 @@ def training_identity(run_dir: str | os.PathLike) -> TrainingIdentity | None:
 
 
 class RunClaim:
-    """This process's hold on a run (`claim_run`); `release()` lets go of it. A context manager."""
+    """This process's hold on a run (`claim_run`): its `run_dir` and the `identity` its claim file holds;
+    `release()` lets go of it. A context manager."""
 
     def __init__(self, held: _Held):
         self._held: _Held | None = held
+        self.run_dir, self.identity = held.run_dir, held.identity
         held.handles += 1
-
-    @property
-    def run_dir(self) -> str:
-        return self._held.run_dir if self._held else ""
-
-    @property
-    def identity(self) -> TrainingIdentity | None:
-        return self._held.identity if self._held else None
 
     @property
     def active(self) -> bool:
@@ -162,14 +158,10 @@ def check_unclaimed(run_dir: str | os.PathLike) -> None:
         os.close(fd)  # also drops the lock just taken
 
 
-_lock = threading.Lock()
-_claims: dict[str, _Held] = {}  # the real path of a run directory -> this process's claim on it
-
-
 class _Held:
     """A claim file this process holds locked (`fd`; None without `fcntl`), until `released`."""
 
-    def __init__(self, run_dir: str, fd: int | None, identity: TrainingIdentity | None, made_folder: bool):
+    def __init__(self, run_dir: str, fd: int | None, identity: TrainingIdentity, made_folder: bool):
         self.run_dir, self.fd, self.identity, self.made_folder = run_dir, fd, identity, made_folder
         self.handles, self.released = 0, False
 

@@ -105,7 +105,7 @@ class UnreadableCheckpoint(ValueError):
 
 def follow_checkpoints(
     directory: str | os.PathLike,
-    export: Callable[[int, Path], None],
+    export: Callable[[int, Path], str | None],
     *,
     done: Callable[[int], bool] = lambda step: False,
     finished: Callable[[], bool] = lambda: False,
@@ -116,7 +116,8 @@ def follow_checkpoints(
     report: Callable[[str], None] = _print_now,
     exported: list[int] | None = None,
 ) -> list[int]:
-    """Calls `export(step, path)` for every checkpoint of `directory` not `done`, in step order, as they appear.
+    """Calls `export(step, path)` for every checkpoint of `directory` not `done`, in step order, as they appear;
+    the line `export` returns, if any, is reported once the step is counted as exported.
 
     Returns the exported steps (appended to `exported` as they are, when given) once a checkpoint at or after
     `until_step` was listed, or once `finished()` (e.g. the training's final model exists) was true before a pass
@@ -150,8 +151,10 @@ def follow_checkpoints(
             handled[step] = (signature, False)
             try:
                 if not done(step):
-                    export(step, path)
+                    line = export(step, path)
                     exported.append(step)
+                    if line:
+                        report(line)
             except FileNotFoundError:
                 continue
             except UnreadableCheckpoint as error:
@@ -229,15 +232,15 @@ def snapshot_checkpoints(
                 report(f"Already exported: steps {', '.join(map(str, sorted(state['exported_before'])))}")
         return step in (state["exported_before"] or ())
 
-    def export(step: int, path: Path) -> None:
+    def export(step: int, path: Path) -> str:
         if not path.exists():
             raise FileNotFoundError(path)
         chosen = snapshotter(path)
         state["writer"] = state["writer"] or summary_writer(run_dir)
         record = chosen.snapshot(step, digits=parse_step_name(path.stem)[1], writer=state["writer"])
         values = "  ".join(f"{tensor} {value:.4f}" for tensor, value in record.separability.items())
-        report(f"step {step}: exported {', '.join(chosen.plan.layers)} in {record.seconds:.1f} s; "
-               f"separability {values}")
+        return (f"step {step}: exported {', '.join(chosen.plan.layers)} in {record.seconds:.1f} s; "
+                f"separability {values}")
 
     def replaced() -> None:
         report(f"{run_dir} was replaced by a new training: exporting its checkpoints")
