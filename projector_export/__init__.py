@@ -10,6 +10,8 @@ Exporting arrays:
       -> StandaloneResult: the same data as a folder for the standalone Embedding Projector web app.
   ExportResult, ExportedTensor, StandaloneResult: what was written.
   NoSpaceError: an OSError raised when the disk is full, whichever step of an export ran out of space.
+  RunInUseError: an OSError raised when another process's training writes the run (one training per run: the
+      writing callbacks below claim their run before they first write there).
   tensorboard_command(logdir): the `tensorboard --logdir ...` line to print for the user.
   pca(x, n_components) -> PCAResult; StreamingPCA(n_rows, input_dim, n_components, *, start, matmul): the
       exporter's PCA, also in blocks of rows handed over as a forward pass computes them; a PCAResult exports as
@@ -32,8 +34,9 @@ A Keras model's layers (these need Keras, imported on first use):
       embedding, the scalars), checked against the model.
   LayerSnapshotter(model, probe, logdir, *, run): one model, one probe, one run: `plan` checked when it is made,
       then one snapshot per `snapshot(step, *, digits, writer)`; what the callback and the sidecar run.
-  snapshot_checkpoints(logdir, run, probe, *, finished, until_step, poll_seconds, report): a sidecar that exports
-      each checkpoint `<run>/checkpoints/step_<N>.keras` of a training once, as the callback would.
+  snapshot_checkpoints(logdir, run, probe, *, finished, until_step, poll_seconds, report, exported): a sidecar that
+      exports each checkpoint `<run>/checkpoints/step_<N>.keras` of a training once, as the callback would (a
+      checkpoint Keras cannot load skipped until it changes, a replaced run exported anew).
   ImageLogger(images, labels, logdir, *, run, writer, every, ...): the Keras callback for the seeds' pictures in
       the IMAGES tab; grad_cam(model, images, class_index, *, layer) and filter_patterns(model, layer, *, steps,
       ...) on their own.
@@ -53,7 +56,7 @@ Layouts over training (docs/layouts.md):
 """
 
 from projector_export.defaults import DEFAULT_IMAGES_EVERY, DEFAULT_PROBE_SIZE, DEFAULT_SNAPSHOT_EVERY, MIN_PROBE_SIZE
-from projector_export.errors import NoSpaceError
+from projector_export.errors import NoSpaceError, RunInUseError
 from projector_export.exporter import ExportResult, export_embeddings, tensorboard_command
 from projector_export.inputs import ExportedTensor
 from projector_export.layout_worker import LayoutFeed
@@ -77,7 +80,7 @@ _KERAS_API = {
 __all__ = [
     "DEFAULT_IMAGES_EVERY", "DEFAULT_PCA_COMPONENTS", "DEFAULT_PROBE_SIZE", "DEFAULT_SNAPSHOT_EVERY",
     "MAX_SPRITE_SIZE_PX", "MIN_PROBE_SIZE", "PCA_THRESHOLD_DIM", "ExportResult", "ExportedTensor", "NoSpaceError",
-    "PCAResult", "StandaloneResult", "StreamingPCA", "check_int", "check_logdir", "check_run_name",
+    "PCAResult", "RunInUseError", "StandaloneResult", "StreamingPCA", "check_int", "check_logdir", "check_run_name",
     "check_writable_dir", "export_embeddings", "export_standalone", "knn_separability", "pca",
     "snapshot_checkpoints", "tensorboard_command", "LayoutFeed", "LayoutReport", "LayoutStatus",
     "build_trajectories", "compute_run_layouts", "layout_status", *_KERAS_API,

@@ -1,8 +1,10 @@
 """Event files in the run directory: TensorBoard lists a run only if it holds one.
 
-`tf.summary` opens its file by a name of its own (time, host, process) and follows a link there, so the exporter's
-writers write into a new private staging folder, and the finished file is moved into the run directory under a name
-that must be free.
+`tf.summary` opens its file by a name of its own (time, host, process, a counter) and follows a link there. The
+exporter's short-lived writers write into a new private staging folder, and the finished file is moved into the run
+directory under a name that must be free. A training's writers stay open while it runs and cannot be moved: they
+are opened by `summary_writer`, whose file name ends with a random token, so nobody can plant a link at it before
+it exists (and once it exists, only its owner can replace it in a checked folder).
 """
 
 from __future__ import annotations
@@ -10,12 +12,26 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 
 from projector_export.atomic import move_new
 from projector_export.metadata import EVENT_FILE_GLOB
-from projector_export.safe_paths import check_file, make_staging_folder, refuse
+from projector_export.safe_paths import check_file, check_folder, make_staging_folder, refuse
+
+# TensorFlow's own suffix of `tf.summary` event files (`create_file_writer`'s default `filename_suffix`).
+_V2_SUFFIX = ".v2"
+
+
+def summary_writer(run_dir: str | os.PathLike):
+    """A `tf.summary` writer of a new event file in `run_dir` (an existing folder, checked by `safe_paths`) whose
+    name nobody can predict; what a training's callbacks and the sidecar write their scalars and pictures with."""
+    import tensorflow as tf
+
+    run_dir = os.fspath(run_dir)
+    check_folder(run_dir)
+    return tf.summary.create_file_writer(run_dir, filename_suffix=f".{secrets.token_hex(8)}{_V2_SUFFIX}")
 
 
 def has_event_file(run_dir: str) -> bool:

@@ -3,8 +3,9 @@
 Snapshots, pictures, scalars, checkpoints, stopping at a step and stopping on divergence all work on the same clock
 (`schedule`: the optimizer's step, `every=0` off) at the same moments (the training's first step, every `every`
 steps, after its last step) and, when they write summaries, into a run the same way (`logdir` + `run`, a
-`tf.summary` writer made when first needed and closed once, or the run's writer shared). Each subclass says only
-what it does at a step.
+`tf.summary` writer made when first needed and closed once, or the run's writer shared), and claim the run before
+they first write there (`run_claim`: a second training of the same run is refused). Each subclass says only what it
+does at a step.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import keras
 
+from .events import summary_writer
+from .run_claim import RunClaim, claim_run
 from .schedule import is_due, optimizer_step
 from .validation import check_int, check_logdir, check_run_name
 
@@ -38,6 +41,10 @@ class PeriodicCallback(keras.callbacks.Callback):
         writer: the run's `tf.summary` writer, to share one event file with other callbacks (flushed, never
             closed here); None: one of its own in `<logdir>/<run>`, created when first needed (no event file
             unless something is written) and closed when training ends.
+
+    A callback given a `logdir` claims the run (`run_claim.claim_run`) before it first writes there and lets go of
+    it when training ends: another process's training of the same run is refused (`RunInUseError`). The callbacks
+    of one process share the claim. A `fit` that raised keeps it until the process ends or a later `fit` ends.
 
     Example:
         class PrintStep(PeriodicCallback):
@@ -66,6 +73,7 @@ class PeriodicCallback(keras.callbacks.Callback):
             raise TypeError(f"Invalid value for argument `writer`: expected a tf.summary.SummaryWriter or None, "
                             f"received {type(writer).__name__}.")
         self._writer, self._own_writer = writer, writer is None
+        self._claim: RunClaim | None = None
         self.last_step: int | None = None
         """The optimizer step of the last work (or the step training began at, before any work)."""
 
@@ -80,10 +88,9 @@ class PeriodicCallback(keras.callbacks.Callback):
     def writer(self) -> tf.summary.SummaryWriter:
         """The run's `tf.summary` writer: the shared one, or one of its own made now (as Keras' TensorBoard callback
         does, "to avoid creating event files when not needed")."""
+        self._claim_run()
         if self._writer is None:
-            import tensorflow as tf
-
-            self._writer = tf.summary.create_file_writer(self.run_dir)
+            self._writer = summary_writer(self.run_dir)
         return self._writer
 
     # The work of a subclass ------------------------------------------------------------------------------------
@@ -128,10 +135,19 @@ class PeriodicCallback(keras.callbacks.Callback):
             self._work(step, logs)
         self.on_finish(step)
         self._release_writer()
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None
 
     def _work(self, step: int, logs: dict | None) -> None:
+        self._claim_run()
         self.on_step(step, logs)
         self.last_step = step
+
+    def _claim_run(self) -> None:
+        """Claims the run before the first write (a callback without `logdir` writes nothing and claims nothing)."""
+        if self.logdir is not None and (self._claim is None or not self._claim.active):
+            self._claim = claim_run(self.logdir, self.run)
 
     def _release_writer(self) -> None:
         """Closes a writer of its own (a later `fit` makes a new one) or flushes a shared one."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -115,3 +116,32 @@ def test_each_step_on_a_full_disk_raises_one_error_and_leaves_the_earlier_export
     assert set(failed_steps) == steps, failed_steps
     served = ProjectorClient(logdir)
     assert [e["tensorName"] for e in served.info("r")["embeddings"]] == ["t1", "t2"][not earlier:]
+
+
+def test_a_training_on_a_full_disk_stops_with_one_line_and_keeps_its_snapshots(small_disk, tmp_path, capsys):
+    """`projector-train` snapshotting every step until the disk is full: one line naming the run and the file, exit
+    status 1, every snapshot exported before served whole, no leftovers, the run released."""
+    from _idx_files import tiny_set
+
+    from projector_export.run_claim import CLAIM_FILENAME
+    from training.train import main
+
+    tiny_set(tmp_path / "mnist", test=8)
+    _leave_free(small_disk, 48)
+    code = main(["--model", "mlp", "--steps", "200", "--batch-size", "2", "--log-every", "1000", "--snapshot-every",
+                 "1", "--probe-size", "8", "--images-every", "0", "--data-dir", str(tmp_path / "mnist"),
+                 "--logdir", str(small_disk / "logs"), "--run", "r"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    run_dir = small_disk / "logs" / "r"
+    assert re.fullmatch(rf"projector-train: error: No space left on the device of {str(run_dir)!r} \([\d,]+ bytes "
+                        r"free\) while writing '.+': the training stopped after step \d+ of 200, model\.keras not "
+                        r"saved; what the run held before is intact and the failed write's files were removed\. .*\n",
+                        err)
+    served = ProjectorClient(small_disk / "logs")
+    names = [entry["tensorName"] for entry in served.info("r")["embeddings"]]
+    assert "fc1/step_000000" in names
+    for name in names:
+        assert served.tensor("r", name).shape[0] in (3, 8)
+    leftovers = [p.name for p in run_dir.rglob("*") if p.name.startswith((".staging-", ".tmp-", CLAIM_FILENAME))]
+    assert leftovers == []

@@ -129,22 +129,28 @@ def test_links_at_the_old_staged_config_names_are_never_used(shared):
     assert [e["tensorName"] for e in ProjectorClient(logdir).info(".")["embeddings"]] == ["e", "f"]
 
 
-@as_root
-def test_links_at_the_event_file_names_tensorflow_would_use_are_not_written_through(shared):
-    """TensorFlow opens `events.out.tfevents.<time>.<host>.<pid>.<n>.v2` following links; the other user plants
-    links at the names of the next seconds, and a tensor wide enough for a PCA makes the export write its summary
-    with a new writer. Before: the export wrote that event file into the victim."""
+def _plant_links_at_the_next_event_file_names(logdir: str, target, *, writers: int) -> None:
+    """As the other user, links to `target` at the names TensorFlow gives the event files of this process's next
+    `writers` writers (`events.out.tfevents.<time>.<host>.<pid>.<n>.v2`) in the next 30 seconds."""
     import tensorflow as tf
 
-    logdir, victims = shared
     probe = tempfile.mkdtemp()
     tf.summary.create_file_writer(probe).close()  # the name of this process's next event file, but for the counter
     parts = os.listdir(probe)[0].split(".")  # the host name may hold dots
     host, pid, counter = ".".join(parts[4:-3]), parts[-3], parts[-2]
     shutil.rmtree(probe)
     names = [f"events.out.tfevents.{t}.{host}.{pid}.{int(counter) + i}.v2"
-             for t in range(int(time.time()), int(time.time()) + 30) for i in range(1, 4)]
-    as_other_user(*(["ln", "-s", str(victims / "file"), f"{logdir}/{name}"] for name in names))
+             for t in range(int(time.time()), int(time.time()) + 30) for i in range(1, writers + 1)]
+    as_other_user(*(["ln", "-s", str(target), f"{logdir}/{name}"] for name in names))
+
+
+@as_root
+def test_links_at_the_event_file_names_tensorflow_would_use_are_not_written_through(shared):
+    """TensorFlow opens `events.out.tfevents.<time>.<host>.<pid>.<n>.v2` following links; the other user plants
+    links at the names of the next seconds, and a tensor wide enough for a PCA makes the export write its summary
+    with a new writer. Before: the export wrote that event file into the victim."""
+    logdir, victims = shared
+    _plant_links_at_the_next_event_file_names(logdir, victims / "file", writers=3)
     try:
         export_embeddings(logdir, {"wide": np.random.default_rng(0).standard_normal((6, 300))})
         message = "exported: the event file was not at a planted name (predict the names better)"
@@ -152,6 +158,27 @@ def test_links_at_the_event_file_names_tensorflow_would_use_are_not_written_thro
         message = str(error)
     _untouched(victims)
     assert "\n" not in message and "events.out.tfevents." in message and "already at the name" in message, message
+
+
+@as_root
+def test_links_at_the_names_a_training_writer_would_use_are_not_written_through(shared):
+    """A user's `fit` whose snapshot callback writes its scalars into the shared log dir with a `tf.summary` writer
+    that stays open: the other user plants links at the names TensorFlow would give its event file (time, host,
+    process, counter). Before: the writer wrote its events into the victim."""
+    import keras
+
+    from projector_export import EmbeddingSnapshots
+
+    logdir, victims = shared
+    _plant_links_at_the_next_event_file_names(logdir, victims / "file", writers=6)
+    x, y = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32), np.arange(8) % 2
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden"), keras.layers.Dense(2)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    try:
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[EmbeddingSnapshots(x, y, logdir, every=1)])
+    finally:
+        _untouched(victims)
+    assert sorted(ProjectorClient(logdir).scalars(".")["separability/hidden"]) == [0, 1, 2]
 
 
 @as_root

@@ -7,6 +7,7 @@ scalars are written into a run as every callback writes (`logdir` + `run`, or th
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import keras
@@ -14,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from projector_export import PeriodicCallback, check_int, optimizer_step
-from projector_export.watch import CHECKPOINT_SUFFIX, checkpoint_path, checkpoint_steps, checkpoints_dir
+from projector_export.safe_paths import make_folder, make_staging_folder
+from projector_export.watch import checkpoint_path, checkpoint_steps, checkpoints_dir
 
 # Scalar tags of a run (the run layout contract): one constant each, shared with tests and readers.
 TRAIN_LOSS = "train/loss"
@@ -115,7 +117,7 @@ class PeriodicCheckpoints(PeriodicCallback):
     the last one, for a sidecar (`projector-watch`, `projector_export.watch`).
 
     Names are zero-padded like snapshot names (`projector_export.naming`), so they sort by step.
-    Each file is written under a temporary name starting with "." and renamed, so a reader listing
+    Each file is saved by `save_model` (in a private staging folder, then renamed), so a reader listing
     `step_*.keras` never sees a half-written file. `keep` bounds how many stay (the oldest go; 0: all stay).
     """
 
@@ -127,11 +129,8 @@ class PeriodicCheckpoints(PeriodicCallback):
         self._total_steps = total_steps
 
     def on_step(self, step: int, logs: dict | None) -> None:
-        path = checkpoint_path(self.directory, step, self._total_steps)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.stem}.tmp{CHECKPOINT_SUFFIX}")  # Keras requires the .keras suffix
-        self.model.save(temporary)
-        os.replace(temporary, path)
+        make_folder(str(self.directory))  # in the run, which the callback claimed (and so made) before this
+        save_model(self.model, checkpoint_path(self.directory, step, self._total_steps))
         if self._keep:
             for old in self.saved()[:-self._keep]:
                 old.unlink()
@@ -143,6 +142,23 @@ class PeriodicCheckpoints(PeriodicCallback):
     def saved(self) -> list[Path]:
         """The checkpoints in the directory, in step order."""
         return [path for _, path in sorted(checkpoint_steps(self.directory).items())]
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Saves `model` as `path` (a `.keras` file) so that no reader sees half of it and no link redirects it: Keras
+    writes into a new private staging folder beside `path` (a full disk or an interruption leaves nothing behind),
+    and the finished file is renamed to `path` (a rename replaces a link there instead of writing through it)."""
+    staging = make_staging_folder(str(path.parent))
+    try:
+        temporary = os.path.join(staging, path.name)  # Keras requires the .keras suffix
+        model.save(temporary)
+        os.replace(temporary, path)
+    except OSError as error:
+        if error.filename is None:
+            error.filename = str(path)  # Keras' failed writes (a full disk) do not say which file
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _learning_rate(optimizer: keras.optimizers.Optimizer) -> float:

@@ -1,9 +1,10 @@
 """`projector-train`: trains a seed network on MNIST with Keras and logs one TensorBoard run.
 
 As Flax's MNIST example, `main()` only parses flags into a `TrainConfig` and calls `train_and_evaluate`; the work
-lives in importable functions: `prepare_run` checks everything once (nothing written yet), `train_and_evaluate`
-writes the run. A run is ONE directory `<logdir>/<run>/` holding the event files (scalars `train/loss`,
-`train/accuracy`, `test/loss`, `test/accuracy`, `learning_rate`) and the trained `model.keras`.
+lives in importable functions: `prepare_run` checks everything once, then claims the run (one training per run:
+`projector_export.run_claim`), `train_and_evaluate` writes the run and releases it. A run is ONE directory
+`<logdir>/<run>/` holding the event files (scalars `train/loss`, `train/accuracy`, `test/loss`, `test/accuracy`,
+`learning_rate`) and the trained `model.keras`.
 
 To add a feature that runs during training (snapshots, images, ...): add its settings as `TrainConfig` fields,
 its flags in `build_parser()` (the flag's `dest` must equal the field name), and its callback in
@@ -18,7 +19,6 @@ import dataclasses
 import datetime
 import math
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,9 +33,12 @@ from projector_export import (
     check_logdir,
     check_run_name,
     check_writable_dir,
+    safe_paths,
     tensorboard_command,
 )
-from projector_export.command_line import OneLineParser, int_at_least
+from projector_export.command_line import EXIT_FAILURE, OneLineParser, Stopped, int_at_least, stop_on_signals
+from projector_export.errors import no_space_error
+from projector_export.run_claim import CLAIM_FILENAME, RunClaim, check_unclaimed, claim_run
 
 from . import distribute
 from .flags import add_probe_flags, add_verbose_flag
@@ -101,8 +104,9 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PreparedRun:
-    """A run checked and ready to train, nothing written yet: its settings (run name decided), the data, the
-    strategy, the model (built once, in the strategy's scope) and the snapshots' probe."""
+    """A run checked and ready to train: its settings (run name decided), the data, the strategy, the model (built
+    once, in the strategy's scope), the snapshots' probe and the run's claim (held until `train_and_evaluate` ends;
+    the run directory holds nothing else yet)."""
 
     config: TrainConfig
     run_dir: Path
@@ -111,6 +115,7 @@ class PreparedRun:
     strategy: tf.distribute.Strategy
     model: keras.Model
     probe: Probe | None  # the snapshots' probe, checked against the model; None: no snapshots (or not the chief)
+    claim: RunClaim | None = None  # this process's claim on the run (None: not the chief, which writes nothing)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +138,8 @@ def default_run_name(model: str, now: datetime.datetime | None = None) -> str:
 
 
 def prepare_run(config: TrainConfig, data: MnistData | None = None) -> PreparedRun:
-    """Checks everything a run reads and writes, once, before anything is written; builds the model once.
+    """Checks everything a run reads and writes, once, before anything is written; builds the model once; then
+    claims the run (emptied first with `overwrite`): the claim is held until `train_and_evaluate` ends.
 
     Args:
         config: the run's settings; without a run name it gets `default_run_name` (here, once).
@@ -141,6 +147,8 @@ def prepare_run(config: TrainConfig, data: MnistData | None = None) -> PreparedR
 
     Raises:
         FileExistsError: the run directory holds another run (and not `overwrite`).
+        RunInUseError: another training writes the run now (`overwrite` or not).
+        PermissionError: the run directory (or the log dir) is a link or another user's (`safe_paths`).
         ValueError, TypeError: a wrong setting, log dir, data file, layer name or probe size; the message names it
             and the fix.
     """
@@ -167,7 +175,8 @@ def prepare_run(config: TrainConfig, data: MnistData | None = None) -> PreparedR
     with strategy.scope():
         model = compile_model(build_model(config.model, data.image_shape, data.num_classes), config.learning_rate)
     probe = _snapshot_probe(config, data, model) if chief and config.snapshot_every else None
-    return PreparedRun(config, run_dir, data, chief, strategy, model, probe)
+    claim = _claim(config, run_dir) if chief else None
+    return PreparedRun(config, run_dir, data, chief, strategy, model, probe, claim)
 
 
 def _snapshot_probe(config: TrainConfig, data: MnistData, model: keras.Model) -> Probe:
@@ -223,20 +232,27 @@ def train_and_evaluate(
         data: with settings, MNIST already in memory; None to load it from `config.data_dir`.
         extra_callbacks: more Keras callbacks, run after those of `build_callbacks` (benchmarks, tests).
     """
-    import tensorflow as tf
-
-    from .callbacks import StopAtStep
-
     run = prepare_run(run, data) if isinstance(run, TrainConfig) else run
+    try:
+        return _train(run, extra_callbacks)
+    finally:
+        if run.claim is not None:
+            run.claim.release(every_holder=True)  # the training is over, whatever its callbacks saw
+
+
+def _train(run: PreparedRun, extra_callbacks: Sequence[keras.callbacks.Callback]) -> TrainResult:
+    """`train_and_evaluate` of a prepared (and, on the chief, claimed) run."""
+    from projector_export.events import summary_writer
+
+    from .callbacks import StopAtStep, save_model
+
     config, model = run.config, run.model
-    if run.chief:
-        prepare_run_dir(run.run_dir, config.overwrite)
     if config.strategy != "default":
         print(distribute.describe(run.strategy, config.batch_size))
     train, test, validation_steps = _datasets(run)
     steps_per_epoch = min(config.eval_every, config.steps)
     # Only the chief writes the run; the other workers take the same steps and write nothing.
-    writer = tf.summary.create_file_writer(str(run.run_dir)) if run.chief else None
+    writer = summary_writer(run.run_dir) if run.chief else None
     callbacks = (*build_callbacks(run, writer), *extra_callbacks) if writer else (StopAtStep(config.steps),)
     try:
         history = model.fit(
@@ -253,7 +269,7 @@ def train_and_evaluate(
         if writer:
             writer.close()
     if run.chief:
-        _save_model(model, run.run_dir / MODEL_FILENAME)
+        save_model(model, run.run_dir / MODEL_FILENAME)
     return TrainResult(
         run_dir=run.run_dir,
         steps=int(model.optimizer.iterations.numpy()),
@@ -265,23 +281,39 @@ def train_and_evaluate(
     )
 
 
-def prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
-    """Creates the run directory; an existing non-empty one is refused, or emptied when `overwrite`."""
-    _refuse_existing(run_dir, overwrite)
-    if run_dir.exists() and overwrite:
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+def _claim(config: TrainConfig, run_dir: Path) -> RunClaim:
+    """Claims the run (refused if another training holds it), then empties it with `overwrite`, or refuses it if it
+    holds another run's files (checked again now that the claim is held: two trainings started at once)."""
+    claim = claim_run(config.logdir, config.run)
+    try:
+        if config.overwrite:
+            claim.clear()
+        elif not claim.is_empty():
+            raise FileExistsError(_holds_files(run_dir))
+    except BaseException:
+        claim.release()
+        raise
+    return claim
 
 
 def _refuse_existing(run_dir: Path, overwrite: bool) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
+    """Refuses, before any work, a run directory that is not ours to write (a link, another user's: `safe_paths`),
+    one another training writes now, or (without `overwrite`) one holding another run's files."""
+    if os.path.lexists(run_dir) and not os.path.islink(run_dir) and not run_dir.is_dir():
         raise FileExistsError(f"Run directory {run_dir} exists and is not a directory. Fix: choose another --run.")
-    if not overwrite and run_dir.is_dir() and any(run_dir.iterdir()):
-        raise FileExistsError(
-            f"Run directory {run_dir} already holds files of another run; refusing to mix two runs. "
-            f"Fix: choose another --run name, or pass --overwrite to delete it first."
-        )
+    if os.path.lexists(run_dir.parent):
+        safe_paths.check_logdir_folder(str(run_dir.parent))
+    if not os.path.lexists(run_dir):
+        return
+    safe_paths.check_folder(str(run_dir))
+    check_unclaimed(run_dir)
+    if not overwrite and any(name != CLAIM_FILENAME for name in os.listdir(run_dir)):
+        raise FileExistsError(_holds_files(run_dir))
+
+
+def _holds_files(run_dir: Path) -> str:
+    return (f"Run directory {run_dir} already holds files of another run; refusing to mix two runs. "
+            f"Fix: choose another --run name, or pass --overwrite to delete it first.")
 
 
 def _datasets(run: PreparedRun) -> tuple[tf.data.Dataset, tf.data.Dataset, int | None]:
@@ -299,7 +331,8 @@ def _datasets(run: PreparedRun) -> tuple[tf.data.Dataset, tf.data.Dataset, int |
 def _train_dataset(data: MnistData, batch_size: int, seed: int | None) -> tf.data.Dataset:
     """Shuffled, repeating batches of equal size: `steps` batches are exactly `steps` optimizer steps.
 
-    Shuffles indices and gathers whole batches (half the input cost of shuffling image by image).
+    Shuffles indices and gathers whole batches (half the input cost of shuffling image by image). Without tf.data's
+    autotuning (`_without_autotune`).
     """
     import tensorflow as tf
 
@@ -312,26 +345,33 @@ def _train_dataset(data: MnistData, batch_size: int, seed: int | None) -> tf.dat
         .batch(batch_size, drop_remainder=True)
         .map(lambda indices: (tf.gather(images, indices), tf.gather(labels, indices)))
         .prefetch(tf.data.AUTOTUNE)
+        .with_options(_without_autotune())
     )
 
 
 def _test_dataset(data: MnistData, batch_size: int) -> tf.data.Dataset:
     import tensorflow as tf
 
-    return tf.data.Dataset.from_tensor_slices((data.test_images, data.test_labels)).batch(batch_size)
+    dataset = tf.data.Dataset.from_tensor_slices((data.test_images, data.test_labels)).batch(batch_size)
+    return dataset.with_options(_without_autotune())
+
+
+def _without_autotune() -> tf.data.Options:
+    """tf.data options without the autotuning model, whose thread an iterator's destructor waits for: the thread
+    sleeps out its optimisation period (which grows to a minute) without seeing the iterator's cancellation, so a
+    finished training took up to that long to exit. These pipelines have nothing for it to tune (no parallel map
+    or interleave); `prefetch(AUTOTUNE)` still sizes its buffer itself."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def _verbosity(verbose: int | None) -> int:
     if verbose is not None:
         return verbose
     return 1 if sys.stdout.isatty() else 2
-
-
-def _save_model(model: keras.Model, path: Path) -> None:
-    """Saves through a temporary file and a rename, so `model.keras` is never half-written."""
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")  # Keras requires the .keras suffix
-    model.save(temporary)
-    os.replace(temporary, path)
 
 
 def build_parser() -> OneLineParser:
@@ -398,20 +438,23 @@ _VERBOSE = "verbose_tensorflow"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`projector-train`: parses the flags and calls `train_and_evaluate`. Input errors (found by `prepare_run`,
-    before anything is written) and a diverging training are one line on stderr and exit status 2."""
+    before anything is written) and a diverging training are one line on stderr and exit status 2; a full disk one
+    line and exit status 1; Ctrl-C or SIGTERM one line and exit status 130 or 143 (the run keeps what was written
+    until then, and is released)."""
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     import_tensorflow_quietly(args.pop(_VERBOSE))
-    from .divergence import TrainingDiverged
-
-    try:
-        run = prepare_run(TrainConfig(**args))
-    except (ValueError, TypeError, OSError) as error:  # raised by the checks only: input problems
-        sys.exit(parser.fail(error))
-    try:
-        result = train_and_evaluate(run)
-    except TrainingDiverged as error:  # a consequence of the settings (the learning rate): one line too
-        sys.exit(parser.fail(error))
+    with stop_on_signals():
+        try:
+            run = prepare_run(TrainConfig(**args))
+        except (ValueError, TypeError, OSError) as error:  # raised by the checks only: input problems
+            sys.exit(parser.fail(error))
+        except Stopped as stop:
+            print(f"{parser.prog}: stopped by {stop.what} before training began; nothing was written.", file=sys.stderr)
+            return stop.exit_status
+        result = _train_or_explain(parser, run)
+    if isinstance(result, int):
+        return result
     print(f"Final test accuracy after {result.steps} steps: {result.test_accuracy:.2%} (loss {result.test_loss:.4f})")
     if not result.chief:
         print(f"This worker wrote nothing: the chief writes {result.run_dir}")
@@ -419,6 +462,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Saved {result.run_dir / MODEL_FILENAME}")
     print(f"View it with: {tensorboard_command(run.config.logdir)}")
     return 0
+
+
+def _train_or_explain(parser: OneLineParser, run: PreparedRun) -> TrainResult | int:
+    """`train_and_evaluate(run)`, or the exit status after one line on stderr saying why it stopped."""
+    from .divergence import TrainingDiverged
+
+    try:
+        return train_and_evaluate(run)
+    except TrainingDiverged as error:  # a consequence of the settings (the learning rate): one line too
+        sys.exit(parser.fail(error))
+    except Stopped as stop:
+        print(f"{parser.prog}: stopped by {stop.what} {_progress(run)}; {run.run_dir} keeps what was written until "
+              f"then. View it with: {tensorboard_command(run.config.logdir)}", file=sys.stderr)
+        return stop.exit_status
+    except Exception as error:  # a full disk, whichever write found it (the exporter, Keras, tf.summary)
+        outcome = (f"the training stopped {_progress(run)}; what the run held before is intact and the failed "
+                   "write's files were removed. Free some space there, then train again (--overwrite), or into a log "
+                   "dir on another disk.")
+        no_space = no_space_error(error, str(run.run_dir), outcome)
+        if no_space is None:
+            raise
+        print(f"{parser.prog}: error: {no_space}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _progress(run: PreparedRun) -> str:
+    """"after step 140 of 300" (the optimizer's step), and whether model.keras was saved."""
+    saved = "" if (run.run_dir / MODEL_FILENAME).exists() else f", {MODEL_FILENAME} not saved"
+    return f"after step {int(run.model.optimizer.iterations.numpy())} of {run.config.steps}{saved}"
 
 
 if __name__ == "__main__":

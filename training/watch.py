@@ -4,8 +4,10 @@ It follows `<logdir>/<run>/checkpoints/step_<N>.keras` (`projector-train --check
 that saves such files) and exports, for each checkpoint in step order, the chosen layers on the first
 `--probe-size` test images as `<layer>/step_<N>`, with the same metadata, class embedding and `separability/<layer>`
 scalars as the in-training snapshots, into the same run. The training pays nothing for the snapshots. It waits for
-the run and its checkpoints to appear, skips the steps the run already holds (restartable), and stops at
-`--until-step` or once the training's final `model.keras` exists and every checkpoint is exported.
+the run and its checkpoints to appear, skips the steps the run already holds (restartable), skips a checkpoint Keras
+cannot load (until it changes), exports a run replaced by a new training anew, and stops at `--until-step` or once
+the training's final `model.keras` exists and every checkpoint is exported. Ctrl-C or SIGTERM stops it with one line
+saying what it exported (exit status 130 or 143).
 
 Example (beside a running `projector-train --run r1 --checkpoint-every 500 --snapshot-every 0`):
     projector-watch --logdir logs --run r1 --layers conv2,fc1 --probe-size 1000
@@ -18,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from projector_export.command_line import OneLineParser, int_at_least
+from projector_export.command_line import OneLineParser, Stopped, int_at_least, stop_on_signals
 
 from .flags import add_probe_flags, add_verbose_flag
 from .tensorflow_logs import import_tensorflow_quietly
@@ -36,8 +38,10 @@ def watch(
     data_dir: str | None = None,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     until_step: int | None = None,
+    exported: list[int] | None = None,
 ) -> list[int]:
-    """Exports every checkpoint of `<logdir>/<run>` not exported yet; returns the steps exported by this call."""
+    """Exports every checkpoint of `<logdir>/<run>` not exported yet; returns the steps exported by this call (also
+    appended to `exported` as they are, when given)."""
     from projector_export import DEFAULT_PROBE_SIZE, check_probe, snapshot_checkpoints, take_probe
 
     from .mnist import load_mnist
@@ -46,7 +50,7 @@ def watch(
     images, labels = take_probe(data.test_images, data.test_labels, probe_size or DEFAULT_PROBE_SIZE)
     probe = check_probe(images, labels, layers=layers, class_names=data.class_names)
     return snapshot_checkpoints(logdir, run, probe, finished=(Path(logdir) / run / MODEL_FILENAME).exists,
-                                until_step=until_step, poll_seconds=poll_seconds)
+                                until_step=until_step, poll_seconds=poll_seconds, exported=exported)
 
 
 def build_parser() -> OneLineParser:
@@ -73,17 +77,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.poll_seconds > 0:
         parser.error(f"--poll-seconds must be > 0, received {args.poll_seconds}")
     import_tensorflow_quietly(args.verbose)
-    start = time.monotonic()
-    try:
-        steps = watch(args.logdir, args.run, layers=args.layers, probe_size=args.probe_size, data_dir=args.data_dir,
-                      poll_seconds=args.poll_seconds, until_step=args.until_step)
-    except (ValueError, TypeError, OSError) as error:  # unknown layer, probe size, MNIST files: one line
-        sys.exit(parser.fail(error))
     from projector_export import tensorboard_command
 
-    print(f"Exported {len(steps)} checkpoint(s) in {time.monotonic() - start:.0f} s. "
-          f"View them with: {tensorboard_command(args.logdir)}")
+    start, steps = time.monotonic(), []
+    with stop_on_signals():
+        try:
+            watch(args.logdir, args.run, layers=args.layers, probe_size=args.probe_size, data_dir=args.data_dir,
+                  poll_seconds=args.poll_seconds, until_step=args.until_step, exported=steps)
+        except (ValueError, TypeError, OSError) as error:  # unknown layer, probe size, MNIST files: one line
+            sys.exit(parser.fail(error))
+        except Stopped as stop:
+            print(f"{parser.prog}: stopped by {stop.what}: {_exported(steps, start)}; a step cut short is exported "
+                  f"again by the next projector-watch. View them with: {tensorboard_command(args.logdir)}",
+                  file=sys.stderr)
+            return stop.exit_status
+    print(f"{_exported(steps, start).capitalize()}. View them with: {tensorboard_command(args.logdir)}")
     return 0
+
+
+def _exported(steps: list[int], start: float) -> str:
+    """"exported 2 checkpoint(s) (steps 10, 20) in 14 s"."""
+    which = f" (steps {', '.join(map(str, steps))})" if steps else ""
+    return f"exported {len(steps)} checkpoint(s){which} in {time.monotonic() - start:.0f} s"
 
 
 if __name__ == "__main__":
