@@ -19,8 +19,8 @@ less noisy one on a shared machine):
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py threads --pairs 5
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py variance
 
-`parts` uses only functions that predate the speed-ups, so running it with another checkout first on
-PYTHONPATH measures that checkout ("before").
+`parts` reads the snapshot's and the pictures' parts through the library's current modules; to measure an older
+checkout ("before"), run that checkout's own copy of this script.
 """
 
 from __future__ import annotations
@@ -69,20 +69,22 @@ def _trained(model_name: str, steps: int):
 
 
 def parts(args) -> None:
+    from projector_export import DEFAULT_PROBE_SIZE, LayerSnapshotter, SharedScores, check_probe, take_probe
     from projector_export import error_metadata as meta
+    from projector_export.class_scores import class_embedding
     from projector_export.exporter import export_embeddings
     from projector_export.images import ImageLogger
     from projector_export.images.filter_patterns import filter_patterns
-    from projector_export.model_layers import LayerOutputs, conv_layers, extractor, feature_map_layers
+    from projector_export.layer_outputs import LayerOutputs
+    from projector_export.model_layers import conv_layers
     from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM, pca
     from projector_export.separability import knn_separability
-    from projector_export.snapshots import DEFAULT_PROBE_SIZE, LayerSnapshotter, take_probe
 
     data, model = _trained(args.model, args.train_steps)
     x, y = take_probe(data.test_images, data.test_labels, DEFAULT_PROBE_SIZE)
     logdir = tempfile.mkdtemp(prefix="default_run_cost-")
-    snapshotter = LayerSnapshotter(model, x, y, logdir, run="parts")
-    layers = snapshotter.layers
+    snapshotter = LayerSnapshotter(model, check_probe(x, y), logdir, run="parts")
+    layers = snapshotter.plan.layers
     outputs = LayerOutputs(model, layers, x)
     outputs(x[:500])  # compile the predict function outside the timings
     for _ in range(3):  # the first call also pays for touching new memory; the row shows the median
@@ -114,17 +116,17 @@ def parts(args) -> None:
     columns = meta.error_metadata(scores, y, data.class_names)
     _timed("export write (reduce none)", lambda: export_embeddings(
         logdir, {f"{n}/w": a for n, a in reduced.items()}, run="write", images=x, metadata=columns, reduce="none"))
-    weights = meta.class_embedding(model, scores.shape[1])
+    weights = class_embedding(model, scores.shape[1])
     _timed("class embedding (means + write)", lambda: export_embeddings(
         logdir, {"class_weights/w": weights}, run="write", images=meta.class_mean_images(x, y, len(weights)),
         metadata=meta.class_metadata(data.class_names)))
     del tensors
     time.sleep(args.pause)
-    _timed("first whole snapshot (traces the extractor, writes the sprite)", lambda: snapshotter.snapshot(0, 10_000))
+    _timed("first whole snapshot (traces the extractor, writes the sprite)", lambda: snapshotter.snapshot(0))
     records = []
     for step in (1, 2, 3):  # a pause before each, as between a run's snapshots (memory freed meanwhile)
         time.sleep(args.pause)
-        records.append(_timed(f"whole snapshot (step {step})", lambda s=step: snapshotter.snapshot(s, 10_000)))
+        records.append(_timed(f"whole snapshot (step {step})", lambda s=step: snapshotter.snapshot(s)))
     table_seconds = statistics.median(r.seconds for r in records)
     _print_rows(f"One {args.model} snapshot ({len(layers)} layers, {len(x)} probe images), model trained "
                 f"{args.train_steps} steps; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
@@ -133,18 +135,13 @@ def parts(args) -> None:
           f"{table_seconds:.2f}")
     print(snapshotter.table())
 
-    logger = ImageLogger(os.path.join(logdir, "pictures"), data.test_images, data.test_labels,
-                         class_names=data.class_names)
+    logger = ImageLogger(data.test_images, data.test_labels, logdir, run="pictures", class_names=data.class_names)
     logger.set_model(model)
-    logger._check_model()
-    logger._feature_layers = feature_map_layers(model)
-    logger._feature_model = extractor(model, [layer.output for layer in logger._feature_layers])
+    logger.on_begin(0)  # the model checks and the feature-map extractor, as when training begins
     logger._log(0)
     _timed(f"predict the {len(data.test_images)} test images", logger._probabilities)
     _timed("one periodic picture log, alone", lambda: logger._log(0))
-    if hasattr(logger, "shared_scores") and args.model != "mlp":
-        from projector_export.model_layers import SharedScores
-
+    if args.model != "mlp":
         logger.shared_scores = SharedScores()
         logger.shared_scores.put(7, x, scores)
         _timed("one periodic picture log, probe scores shared", lambda: logger._log(7))
@@ -152,7 +149,7 @@ def parts(args) -> None:
     _timed("filter patterns (end of training)", lambda: [
         filter_patterns(model, layer, steps=logger.pattern_steps, value_range=(low, high))
         for layer in conv_layers(model)])
-    logger._get_writer().close()
+    logger.writer.close()
     shutil.rmtree(logdir, ignore_errors=True)
     _print_rows("Pictures")
 
@@ -252,9 +249,8 @@ def threads(args) -> None:
     layer's outputs (lenet conv1 of the probe) and a 10,000×1024 tensor (the export benchmark's stand-in)."""
     import numpy as np
 
-    from projector_export import reduction
-    from projector_export.model_layers import LayerOutputs
-    from projector_export.snapshots import DEFAULT_PROBE_SIZE, take_probe
+    from projector_export import DEFAULT_PROBE_SIZE, reduction, take_probe
+    from projector_export.layer_outputs import LayerOutputs
 
     data, model = _trained(args.model, args.train_steps)
     x, _ = take_probe(data.test_images, data.test_labels, DEFAULT_PROBE_SIZE)
@@ -284,9 +280,9 @@ def variance(args) -> None:
     import keras
     import numpy as np
 
-    from projector_export.model_layers import LayerOutputs
+    from projector_export import DEFAULT_PROBE_SIZE, take_probe
+    from projector_export.layer_outputs import LayerOutputs
     from projector_export.reduction import DEFAULT_PCA_COMPONENTS, pca
-    from projector_export.snapshots import DEFAULT_PROBE_SIZE, take_probe
     from training.mnist import load_mnist
     from training.models import build_model, compile_model
 

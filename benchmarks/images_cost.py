@@ -20,7 +20,6 @@ import tempfile
 import time
 
 from projector_export.images import ImageLogger
-from projector_export.model_layers import extractor, feature_map_layers
 from training.mnist import load_mnist
 from training.models import build_model, compile_model
 
@@ -46,13 +45,11 @@ def main() -> None:
     model = compile_model(build_model("tutorial", data.image_shape, data.num_classes), 1e-4)
     x, y = data.train_images[: args.every * 64], data.train_labels[: args.every * 64]
     model.fit(x[:64], y[:64], batch_size=64, epochs=1, verbose=0)  # build the optimizer and train function
-    with tempfile.TemporaryDirectory() as run_dir:
-        logger = ImageLogger(run_dir, data.test_images, data.test_labels, every=args.every,
+    with tempfile.TemporaryDirectory() as logdir:
+        logger = ImageLogger(data.test_images, data.test_labels, logdir, every=args.every,
                              class_names=data.class_names)
         logger.set_model(model)
-        logger._check_model()
-        logger._feature_layers = feature_map_layers(model)
-        logger._feature_model = extractor(model, [layer.output for layer in logger._feature_layers])
+        logger.on_begin(0)  # the model checks and the feature-map extractor, as when training begins
         logger._log(0)  # warm up (first calls trace functions)
         times = {"log": [], "predict": [], "patterns": [], "train": []}
         for _ in range(args.repeats):
@@ -60,7 +57,7 @@ def main() -> None:
             times["predict"].append(_seconds(logger._probabilities))
             times["patterns"].append(_seconds(lambda: _patterns(logger)))
             times["train"].append(_seconds(lambda: model.fit(x, y, batch_size=64, epochs=1, verbose=0)))
-        logger._get_writer().close()
+        logger.writer.close()
     median = {name: statistics.median(values) for name, values in times.items()}
     print(f"test images: {len(data.test_images)}, repeats: {args.repeats} (medians)")
     print(f"one periodic log:        {median['log']:.2f} s  "

@@ -140,8 +140,10 @@ def served(args) -> None:
     poller.join(args.timeout)
     done.set()
     feed.wait(args.timeout)
+    worker = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(f"{len(SERVED_LAYERS)} layers × {args.rows:,} rows, {args.method}, {args.pause:.0f} s between snapshots "
-          "(this process idle meanwhile)")
+          f"(this process idle meanwhile); the worker used {worker.ru_utime + worker.ru_stime:.1f} CPU seconds, "
+          f"trajectories included")
     print("| snapshot step | export → served (s) |")
     print("|---:|---:|")
     for step in steps:
@@ -164,7 +166,7 @@ def browser(args) -> None:
     x = data[f"{args.layer}/step_{STEPS[-1]:06d}"][: args.rows]
     ours = {}
     for method in ("tsne", "umap"):
-        compute_layouts(x[:100], method=method)  # imports and UMAP's compilation, outside the timing
+        compute_layouts(x, method=method)  # imports and UMAP's compilation, outside the timing
         wall = time.perf_counter()
         compute_layouts(x, method=method)
         ours[method] = time.perf_counter() - wall

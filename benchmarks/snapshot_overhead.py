@@ -72,7 +72,7 @@ def main() -> None:
         _DEFAULT_TRAINING_STEPS * step_seconds)
 
     print(f"model {args.model}, {args.steps} steps, snapshots every {DEFAULT_SNAPSHOT_EVERY} steps of "
-          f"{DEFAULT_PROBE_SIZE} test images, layers {', '.join(snapshot.snapshotter.layers)}; "
+          f"{DEFAULT_PROBE_SIZE} test images, layers {', '.join(snapshot.snapshotter.plan.layers)}; "
           f"median of {args.repeats} pair(s), {os.cpu_count()} CPU cores\n")
     print("| training | seconds | ratio |\n|---|---:|---:|")
     print(f"| snapshots off | {t_off:.1f} | 1.000 |")

@@ -8,8 +8,7 @@ flag and the fix, and exits with `EXIT_INPUT_ERROR` (2, as argparse does) with n
 after that is not an input error and keeps its traceback. Embeddings come from *sources*: `_SOURCES` lists the
 functions that turn parsed arguments into named arrays (here: .npy files).
 
-`OneLineParser`, `int_at_least` and `EXIT_INPUT_ERROR` are shared with the training app's commands, so that all
-the project's commands report input errors alike.
+Its parser is the `command_line.OneLineParser` every command of the project uses.
 """
 
 from __future__ import annotations
@@ -21,50 +20,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from projector_export.exporter import _check_run_dir, _check_run_state, export_embeddings
+from projector_export.command_line import OneLineParser, int_at_least
+from projector_export.exporter import check_run_dir, export_embeddings
 from projector_export.inputs import REDUCE_OPTIONS, check_inputs
 from projector_export.metadata import STANDALONE_CONFIG_FILENAME
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS, PCA_THRESHOLD_DIM
-from projector_export.standalone import _read_config as _read_standalone_config
-from projector_export.standalone import check_base_url, export_standalone
-from projector_export.validation import check_int, check_logdir, check_run_name, check_writable_dir
+from projector_export.standalone import check_base_url, export_standalone, read_standalone_config
+from projector_export.validation import check_logdir, check_run_name, check_writable_dir
 
 _PROG = "projector-export"
-EXIT_INPUT_ERROR = 2
-"""Exit status of every command of the project for an input error (argparse's own)."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (no usage block), exit status `EXIT_INPUT_ERROR`."""
-
-    def error(self, message: str):
-        self.exit(EXIT_INPUT_ERROR, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
-
-    def fail(self, error: BaseException | str) -> int:
-        """Prints an input error as one line on stderr and returns `EXIT_INPUT_ERROR`."""
-        print(f"{self.prog}: error: {one_line(str(error))}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def int_at_least(minimum: int, hint: str = "") -> Callable[[str], int]:
-    """An argparse `type` for an int flag >= `minimum`, checked by `validation.check_int`.
-
-    argparse names the flag: "projector-train: error: argument --seed: expected an int >= 0, received '-1'".
-    """
-
-    def parse(text: str) -> int:
-        try:
-            return check_int("value", int(text), minimum=minimum, hint=hint)
-        except ValueError:
-            expected = f"an int >= {minimum}" + (f" {hint}" if hint else "")
-            raise argparse.ArgumentTypeError(f"expected {expected}, received {text!r}") from None
-
-    parse.__name__ = f"int >= {minimum}"
-    return parse
 
 
 def build_parser() -> OneLineParser:
@@ -146,8 +110,7 @@ def _read_and_check(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], di
     logdir = check_logdir(args.logdir)
     run_dir = logdir if args.run is None else os.path.join(logdir, check_run_name(args.run))
     check_writable_dir(run_dir, "--logdir")
-    _check_run_dir(run_dir)
-    _check_run_state(run_dir)
+    check_run_dir(logdir, run_dir)
     if args.standalone_url is not None and args.standalone is None:
         raise ValueError("--standalone-url names where the --standalone folder is served: give --standalone too.")
     try:
@@ -157,7 +120,7 @@ def _read_and_check(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], di
     if args.standalone is not None:
         check_logdir(args.standalone)
         check_writable_dir(args.standalone, "--standalone")
-        _read_standalone_config(os.path.join(args.standalone, STANDALONE_CONFIG_FILENAME))
+        read_standalone_config(os.path.join(args.standalone, STANDALONE_CONFIG_FILENAME))
     embeddings: dict[str, np.ndarray] = {}
     for source in _SOURCES:
         embeddings.update(source(args))

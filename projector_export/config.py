@@ -23,8 +23,9 @@ from collections.abc import Iterable
 from google.protobuf import text_format
 from tensorboard.plugins.projector.projector_config_pb2 import EmbeddingInfo, ProjectorConfig
 
-from projector_export.atomic import TEMP_PREFIX, write_new
+from projector_export.atomic import stage
 from projector_export.metadata import ASSETS_DIRNAME, CONFIG_FILENAME
+from projector_export.safe_paths import check_file, open_file, read_file
 
 # The configs this process wrote last, by path: the file's identity when written, the config, and the
 # text of each entry (as the config and as its portable copy print it). A config of a thousand entries
@@ -41,19 +42,9 @@ def config_path(run_dir: str) -> str:
     return os.path.join(run_dir, ASSETS_DIRNAME, CONFIG_FILENAME)
 
 
-def staged_path(run_dir: str) -> str:
-    """Where the next config waits, complete, until `checkpoint.publish` renames it into place."""
-    return os.path.join(run_dir, ASSETS_DIRNAME, f"{TEMP_PREFIX}staged-{CONFIG_FILENAME}")
-
-
 def fallback_path(run_dir: str) -> str:
     """The portable copy of the run's config, at the top of the run directory."""
     return os.path.join(run_dir, CONFIG_FILENAME)
-
-
-def staged_fallback_path(run_dir: str) -> str:
-    """Where the next portable copy waits until `checkpoint.publish` renames it into place."""
-    return os.path.join(run_dir, f"{TEMP_PREFIX}staged-{CONFIG_FILENAME}")
 
 
 def read_config(run_dir: str) -> ProjectorConfig:
@@ -64,14 +55,14 @@ def read_config(run_dir: str) -> ProjectorConfig:
     whenever the plugin-assets config is unusable, and the export would replace it).
     """
     top = fallback_path(run_dir)
-    if os.path.exists(top) and not _is_portable_copy(top):
+    if check_file(top) and not _is_portable_copy(top):
         _parse(top)
         raise ValueError(
             f"Cannot export into {run_dir!r}: it holds a {CONFIG_FILENAME} that projector_export did not write "
             f"(it writes {ASSETS_DIRNAME}/{CONFIG_FILENAME}). Export into another run (run=...) or move that file."
         )
     path = config_path(run_dir)
-    if not os.path.exists(path):
+    if not check_file(path):
         return ProjectorConfig()
     known = _WRITTEN.get(os.path.abspath(path))
     if known is not None and known[0] == _identity(path):
@@ -83,12 +74,12 @@ def read_config(run_dir: str) -> ProjectorConfig:
 
 def _is_portable_copy(path: str) -> bool:
     """Whether `path` starts with `FALLBACK_MARKER` (read without parsing: the export rewrites the copy)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return f.readline().rstrip("\n") == FALLBACK_MARKER
+    with open(open_file(path), encoding="utf-8", errors="replace") as f:
+        return f.readline(len(FALLBACK_MARKER) + 1).rstrip("\n") == FALLBACK_MARKER
 
 
 def _identity(path: str) -> tuple[int, int, int]:
-    stat = os.stat(path)
+    stat = os.lstat(path)
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
@@ -97,8 +88,7 @@ def _parse(path: str, invalid: str = ("Cannot update {path!r}: it is not a valid
     """The config at `path`; ValueError with the message `invalid` (formatted with `path` and `error`) when the
     file is not a ProjectorConfig."""
     config = ProjectorConfig()
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    text = read_file(path).decode("utf-8")
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as e:
@@ -131,17 +121,21 @@ def keep_only(config: ProjectorConfig, tensor_names: set[str]) -> None:
     config.embeddings.extend(kept)
 
 
-def stage_config(run_dir: str, config: ProjectorConfig) -> str:
-    """Writes `config` to `staged_path` and its portable copy to `staged_fallback_path` (neither is the
-    run's yet); returns the path the config will be renamed to."""
+def stage_config(run_dir: str, config: ProjectorConfig) -> tuple[str, str]:
+    """Writes `config` and its portable copy to new temporary files beside `config_path` and `fallback_path`
+    (neither is the run's yet); returns their paths, for `checkpoint.publish` to rename into place."""
     path = os.path.abspath(config_path(run_dir))
     known = _WRITTEN.get(path)
     texts = {} if known is None else known[2]
     text, portable_text = _to_texts(config, texts)
-    write_new(staged_path(run_dir), text)
-    write_new(staged_fallback_path(run_dir), f"{FALLBACK_MARKER}\n{portable_text}")
+    staged = stage(os.path.dirname(path), CONFIG_FILENAME, text)
+    try:
+        staged_portable = stage(run_dir, CONFIG_FILENAME, f"{FALLBACK_MARKER}\n{portable_text}")
+    except BaseException:
+        os.unlink(staged)
+        raise
     _WRITTEN[path] = ((0, 0, 0), config, texts)
-    return path
+    return staged, staged_portable
 
 
 def staged_was_published(run_dir: str) -> None:

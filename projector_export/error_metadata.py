@@ -1,5 +1,5 @@
-"""Error-case metadata for the PROJECTOR (which example, which class, right or wrong, how sure), and the class
-embedding (one point per class from the last dense layer's weights).
+"""Error-case metadata for the PROJECTOR (which example, which class, right or wrong, how sure), and what the
+class embedding (one point per class: `class_scores.class_embedding`) shows beside its points.
 
 With these columns the PROJECTOR answers seed 004's questions directly: colour by `correct`, search `4→9` in the
 `error` column to highlight exactly the 4s taken for 9s, or sort by `loss` to find the worst examples.
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import keras
 import numpy as np
 
-from .model_layers import class_score_layer
+from .class_scores import log_probabilities
 
 COLUMNS = ("index", "label", "prediction", "correct", "confidence", "loss", "error")
 ERROR_ARROW = "→"
@@ -40,11 +39,7 @@ def error_metadata(
         )
     if labels.shape != (len(outputs),):
         raise ValueError(f"Expected {len(outputs)} labels (one per output row), received shape {labels.shape}.")
-    if from_logits:
-        shifted = outputs - outputs.max(axis=1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    else:
-        log_probs = np.log(np.clip(outputs, np.finfo(np.float64).tiny, None))
+    log_probs = log_probabilities(outputs, from_logits=from_logits)
     predictions = log_probs.argmax(axis=1)
     confidence = np.exp(log_probs.max(axis=1))
     loss = -log_probs[np.arange(len(labels)), labels]
@@ -60,15 +55,6 @@ def error_metadata(
         "error": ["" if ok else f"{names[a]}{ERROR_ARROW}{names[p]}"
                   for ok, a, p in zip(right, labels, predictions, strict=True)],
     }
-
-
-def class_embedding(model: keras.Model, num_classes: int) -> np.ndarray | None:
-    """The class-score layer's kernel transposed, ``num_classes x D`` (one point per class), or None when that
-    dense layer does not have one unit per class (then there is no class embedding to show)."""
-    dense = class_score_layer(model)
-    if dense is None or dense.units != num_classes:
-        return None
-    return np.asarray(keras.ops.convert_to_numpy(dense.kernel), dtype=np.float32).T
 
 
 def class_mean_images(images: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -92,8 +92,12 @@ def lower_priority() -> None:
 
 
 def run_worker(logdir: str, run: str | None, *, method: str, trajectories: bool) -> int:
-    """The worker process's main: lowest priority, then `run_layouts.follow` over stdin's lines."""
+    """The worker process's main: lowest priority and one BLAS thread (a background job: threads that spin while
+    they wait would only take CPU from the training), then `run_layouts.follow` over stdin's lines."""
+    from threadpoolctl import threadpool_limits
+
     lower_priority()
-    follow(logdir, run, sys.stdin, method=method, trajectories=trajectories,
-           command=f"layout worker of process {os.getppid()}", progress=lambda line: None)
+    with threadpool_limits(limits=1):
+        follow(logdir, run, sys.stdin, method=method, trajectories=trajectories,
+               command=f"layout worker of process {os.getppid()}", progress=lambda line: None)
     return 0

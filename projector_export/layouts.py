@@ -36,6 +36,11 @@ RADIUS = 10.0
 SEED = 0
 PCA_DIMS, NONLINEAR_DIMS = 3, 2
 UMAP_NEIGHBORS, UMAP_MIN_DIST = 15, 0.1
+# Up to this many rows UMAP gets exact nearest neighbours computed here (matrix products, a fraction of a second
+# for 5,000 rows) instead of its approximate search, whose code numba compiles in each new process (about 50 CPU
+# seconds, docs/benchmarks.md); above it the approximate search is the cheaper.
+EXACT_NEIGHBOURS_MAX_ROWS = 20_000
+_BLOCK_ROWS = 1024
 TSNE_PERPLEXITY = 30.0
 # Optimisation rounds of a layout that starts from the previous step's: enough to settle into the new rows'
 # neighbourhoods from an already good start, few enough to keep the picture continuous.
@@ -149,15 +154,33 @@ def _matching(layout: np.ndarray | None, rows: int, dims: int) -> np.ndarray | N
     return layout if layout.shape == (rows, dims) and np.isfinite(layout).all() else None
 
 
+def nearest_neighbours(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` nearest rows of every row (itself first) and their Euclidean distances, exact, a block at a time."""
+    sq_norms = np.einsum("ij,ij->i", x, x)
+    indices, distances = np.empty((len(x), k), np.int64), np.empty((len(x), k), np.float32)
+    for start in range(0, len(x), _BLOCK_ROWS):
+        rows = slice(start, start + _BLOCK_ROWS)
+        squared = sq_norms[rows, None] + sq_norms[None, :] - 2 * (x[rows] @ x.T)
+        nearest = np.argpartition(squared, k - 1, axis=1)[:, :k]
+        nearest_sq = np.take_along_axis(squared, nearest, axis=1)
+        order = np.argsort(nearest_sq, axis=1, kind="stable")
+        indices[rows] = np.take_along_axis(nearest, order, axis=1)
+        distances[rows] = np.sqrt(np.maximum(np.take_along_axis(nearest_sq, order, axis=1), 0))
+    return indices, distances
+
+
 def _umap(x: np.ndarray, start: np.ndarray | None, seed: int) -> np.ndarray:
     import umap
 
+    k = min(UMAP_NEIGHBORS, len(x) - 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by setting random_state" (the seed makes it serial)
         model = umap.UMAP(
-            n_components=NONLINEAR_DIMS, n_neighbors=min(UMAP_NEIGHBORS, len(x) - 1), min_dist=UMAP_MIN_DIST,
+            n_components=NONLINEAR_DIMS, n_neighbors=k, min_dist=UMAP_MIN_DIST,
             random_state=seed, init="spectral" if start is None else start,
             n_epochs=None if start is None else CONTINUE_UMAP_EPOCHS,
+            precomputed_knn=(*nearest_neighbours(x, k), None) if len(x) <= EXACT_NEIGHBOURS_MAX_ROWS else
+            (None, None, None),
         )
         return np.asarray(model.fit_transform(x), dtype=np.float32)
 

@@ -18,7 +18,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from projector_export.cli import OneLineParser
+from projector_export.command_line import OneLineParser
 
 _PROG = "projector-layouts"
 EXIT_BUSY = 1

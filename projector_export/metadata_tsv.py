@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from projector_export.validation import unencodable
+
 # Written in place of a value that is empty or only whitespace.
 BLANK_VALUE = "(blank)"
 # Tab and line breaks would split a value into columns or rows; they become one space.
@@ -25,6 +27,8 @@ _SANITIZE = str.maketrans({c: " " for c in _BREAKING_CHARS})
 _JS_EXTRA_WHITESPACE = "\ufeff"
 
 Columns = dict[str, list[str]]
+_ENCODING_FIX = ("Decode such text first, e.g. os.fsencode(name).decode('latin-1') for a Latin-1 file name, or "
+                 "os.fsencode(name).decode('utf-8', 'replace').")
 
 
 def check_metadata(metadata: object, n_rows: int | None) -> Columns:
@@ -55,6 +59,9 @@ def check_metadata(metadata: object, n_rows: int | None) -> Columns:
             raise ValueError(
                 f"Invalid metadata column name {name!r}: expected non-blank text without tabs or line breaks."
             )
+        if unencodable(name):
+            raise ValueError(f"Invalid metadata column name {name!r}: {unencodable(name)}, which the metadata file "
+                             f"(UTF-8) cannot hold. {_ENCODING_FIX}")
         if not _is_sequence(values):
             raise TypeError(
                 f"Invalid metadata column {name!r}: expected a sequence of N values (list, tuple, 1-D array), "
@@ -75,6 +82,7 @@ def check_metadata(metadata: object, n_rows: int | None) -> Columns:
             columns[name] = array.astype(str).tolist()  # digits only: nothing to clean
         else:
             columns[name] = [_clean(v) for v in array.tolist()]
+            _check_encodable(name, columns[name])
     lengths = {len(v) for v in columns.values()}
     if len(lengths) > 1:
         raise ValueError(
@@ -83,6 +91,16 @@ def check_metadata(metadata: object, n_rows: int | None) -> Columns:
             + "; every column needs one value per example."
         )
     return columns
+
+
+def _check_encodable(name: str, values: list[str]) -> None:
+    """Raises ValueError, naming the column and the first row, if a value cannot be written as UTF-8."""
+    try:
+        "".join(values).encode("utf-8")  # one pass over the column; the row is looked for only on failure
+    except UnicodeEncodeError:
+        row, problem = next((i, unencodable(v)) for i, v in enumerate(values) if unencodable(v))
+        raise ValueError(f"Invalid metadata column {name!r}, row {row}: {values[row]!r} cannot be written to the "
+                         f"metadata file (UTF-8): {problem}. {_ENCODING_FIX}") from None
 
 
 def to_tsv(columns: Columns) -> str:

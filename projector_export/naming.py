@@ -17,6 +17,7 @@ MIN_STEP_DIGITS = 6
 TRAJECTORY_NAME = "trajectory"
 
 _SNAPSHOT_NAME = re.compile(r"^(.+)/" + re.escape(STEP_PREFIX) + r"(\d+)$")
+_STEP_NAME = re.compile(r"^" + re.escape(STEP_PREFIX) + r"(\d+)$")
 
 
 def step_digits(total_steps: int | None) -> int:
@@ -24,16 +25,23 @@ def step_digits(total_steps: int | None) -> int:
     return max(MIN_STEP_DIGITS, len(str(total_steps or 0)))
 
 
-def step_name(step: int, total_steps: int | None = None) -> str:
-    """``step_004000``: the step zero-padded to the digits of `total_steps` (at least 6)."""
-    return f"{STEP_PREFIX}{step:0{step_digits(total_steps)}d}"
+def step_name(step: int, total_steps: int | None = None, *, digits: int | None = None) -> str:
+    """``step_004000``: the step zero-padded to the digits of `total_steps` (at least 6), or to exactly `digits`
+    (e.g. those of a checkpoint's name, `parse_step_name`)."""
+    return f"{STEP_PREFIX}{step:0{digits or step_digits(total_steps)}d}"
 
 
-def snapshot_name(layer: str, step: int | None, total_steps: int | None = None) -> str:
+def parse_step_name(name: str) -> tuple[int, int] | None:
+    """``(4000, 6)``, the step and its digits, for ``step_004000``; None for a name that is not a step's."""
+    match = _STEP_NAME.match(name)
+    return (int(match.group(1)), len(match.group(1))) if match else None
+
+
+def snapshot_name(layer: str, step: int | None, total_steps: int | None = None, *, digits: int | None = None) -> str:
     """``conv2/step_004000``: the tensor of `layer` at `step` (see `step_name`); no step: ``conv2``."""
     if step is None:
         return layer
-    return f"{layer}/{step_name(step, total_steps)}"
+    return f"{layer}/{step_name(step, total_steps, digits=digits)}"
 
 
 def parse_snapshot_name(name: str) -> tuple[str, int] | None:

@@ -23,7 +23,7 @@ PCA_THRESHOLD_DIM = 256
 DEFAULT_PCA_COMPONENTS = 128
 # Extra sketch columns of the randomized method (Halko, Martinsson & Tropp 2011, §4.2); the sketch is
 # centred on the sample's own mean (so that rows can stream in), which 20 extra columns more than
-# make up for (docs/cost.md).
+# make up for (docs/benchmarks.md).
 _OVERSAMPLING = 20
 # Rows sampled to find the principal subspace (all rows are then projected on it): the
 # subspace of 2,048 rows is nearly that of all of them, at a fraction of the cost.
@@ -116,7 +116,7 @@ class StreamingPCA:
 
     `start`: the `basis` of an earlier PCA of rows like these (the same layer earlier in training): consecutive
     snapshots of a layer span nearly the same subspace, so one pass over the sample from it replaces the
-    fresh sketch's two (docs/cost.md compares the variance kept).
+    fresh sketch's two (docs/benchmarks.md compares the variance kept).
 
     Attributes:
       sketching: True while it wants (another pass over) sample rows: those of `pass_rows`, in order.

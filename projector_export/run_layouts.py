@@ -37,6 +37,7 @@ from projector_export.atomic import write_atomic
 from projector_export.layouts import DEFAULT_METHOD, METHODS, SEED, compute_layouts
 from projector_export.metadata import ASSETS_DIRNAME, PROJECTOR_MAX_POINTS
 from projector_export.naming import CLASS_EMBEDDING_NAME, TRAJECTORY_NAME, parse_snapshot_name
+from projector_export.safe_paths import open_file, read_file
 from projector_export.validation import check_logdir, check_run_name
 
 try:
@@ -164,9 +165,8 @@ def follow(logdir: str | os.PathLike, run: str | None, lines: Iterable[str], *, 
     """The worker's loop: holds the run's layouts lock for its whole life and computes what is pending now and after
     each of `lines` (one per snapshot written); when `lines` ends (the training ended, or its process died), a
     last pass, then the trajectories (`trajectories.build_trajectories`)."""
-    run_dir = run_directory(logdir, run)
+    run_dir = _existing_run(logdir, run)
     check_method(method)
-    os.makedirs(os.path.join(run_dir, ASSETS_DIRNAME), exist_ok=True)
     with _holding_lock(logdir, run, run_dir, True, command) as status:
         for _ in itertools.chain([None], lines, [None]):  # now, after each line, and once more at the end
             _compute(logdir, run, run_dir, method, False, status, progress)
@@ -327,8 +327,7 @@ def layouts_lock(assets_dir: str, *, wait: bool, busy: Callable[[], LayoutStatus
     if fcntl is None:
         yield
         return
-    fd = os.open(os.path.join(assets_dir, LOCK_FILENAME), os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
-                 0o666)
+    fd = open_file(os.path.join(assets_dir, LOCK_FILENAME), os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -344,8 +343,8 @@ def _is_locked(assets_dir: str) -> bool:
     if fcntl is None:
         return False
     try:
-        fd = os.open(os.path.join(assets_dir, LOCK_FILENAME), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
+        fd = open_file(os.path.join(assets_dir, LOCK_FILENAME))
+    except OSError:  # none there (no process ever took it), or not a file we trust: nobody we know holds it
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -358,8 +357,7 @@ def _is_locked(assets_dir: str) -> bool:
 
 def _read_status(assets_dir: str) -> dict:
     try:
-        with open(os.path.join(assets_dir, STATUS_FILENAME), encoding="utf-8") as f:
-            status = json.load(f)
+        status = json.loads(read_file(os.path.join(assets_dir, STATUS_FILENAME)) or b"{}")
     except (OSError, ValueError):
         return {}
     return status if isinstance(status, dict) else {}

@@ -48,44 +48,45 @@ class Sprite:
         return buffer.getvalue()
 
 
-def check_images(images: object, n_rows: int | None) -> np.ndarray:
+def check_images(images: object, n_rows: int | None, what: str = "images") -> np.ndarray:
     """Checks images (N×H×W or N×H×W×C, C in {1, 3}; uint8, or float in [0, 1]) and returns them.
 
     Raises TypeError for a non-array or a wrong dtype, ValueError for a wrong rank, channel
-    count, value range, or an N that differs from the embeddings' `n_rows`.
+    count, value range, or an N that differs from the embeddings' `n_rows`. Messages name the
+    argument `what` (e.g. "thumbnails").
     """
     if not (isinstance(images, np.ndarray) or hasattr(images, "__array__")):
         raise TypeError(
-            f"Invalid images: expected a numpy array N×H×W or N×H×W×C, received {type(images).__name__}."
+            f"Invalid {what}: expected a numpy array N×H×W or N×H×W×C, received {type(images).__name__}."
         )
     array = np.asarray(images)
     if array.ndim not in (3, 4):
         raise ValueError(
-            f"Invalid images: expected rank 3 (N×H×W) or 4 (N×H×W×C), received shape {array.shape}. "
+            f"Invalid {what}: expected rank 3 (N×H×W) or 4 (N×H×W×C), received shape {array.shape}. "
             "For a single-channel batch of shape N×H×W×1 or N×H×W both work."
         )
     if array.ndim == 4 and array.shape[3] not in _CHANNELS_TO_MODE:
         raise ValueError(
-            f"Invalid images: expected 1 (grayscale) or 3 (RGB) channels in the last axis, received shape "
+            f"Invalid {what}: expected 1 (grayscale) or 3 (RGB) channels in the last axis, received shape "
             f"{array.shape}. Use channels-last layout (N×H×W×C)."
         )
     if min(array.shape[1:3]) == 0:
-        raise ValueError(f"Invalid images: expected H ≥ 1 and W ≥ 1, received shape {array.shape}.")
+        raise ValueError(f"Invalid {what}: expected H ≥ 1 and W ≥ 1, received shape {array.shape}.")
     if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
         raise TypeError(
-            f"Invalid images: expected dtype uint8 (0..255) or float in [0, 1], received dtype {array.dtype}. "
+            f"Invalid {what}: expected dtype uint8 (0..255) or float in [0, 1], received dtype {array.dtype}. "
             "Convert with images.astype(np.uint8) or images / 255.0."
         )
     if np.issubdtype(array.dtype, np.floating) and array.size:
         low, high = float(np.min(array)), float(np.max(array))
         if not (0.0 <= low and high <= 1.0):  # also catches NaN
             raise ValueError(
-                f"Invalid images: float images must lie in [0, 1], received values in [{low}, {high}]. "
+                f"Invalid {what}: float images must lie in [0, 1], received values in [{low}, {high}]. "
                 "Divide by 255 or clip first."
             )
     if n_rows is not None and array.shape[0] != n_rows:
         raise ValueError(
-            f"Invalid images: received {array.shape[0]} images for {n_rows} embedding rows; "
+            f"Invalid {what}: received {array.shape[0]} {what} for {n_rows} embedding rows; "
             "image i must show example i, so both need the same N."
         )
     return array

@@ -29,6 +29,7 @@ from projector_export.inputs import ExportedTensor, check_inputs
 from projector_export.locking import run_lock
 from projector_export.metadata import STANDALONE_CONFIG_FILENAME
 from projector_export.reduction import DEFAULT_PCA_COMPONENTS
+from projector_export.safe_paths import make_logdir
 from projector_export.validation import check_logdir
 
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -72,10 +73,11 @@ def export_standalone(
     prefix = check_base_url(base_url)
     inputs = check_inputs(embeddings, images=images, metadata=metadata, reduce=reduce, pca_components=pca_components)
     config_path = os.path.join(out_dir, STANDALONE_CONFIG_FILENAME)
-    _read_config(config_path)  # an unreadable config is refused before anything is written
+    read_standalone_config(config_path)  # an unreadable config is refused before anything is written
     arrays, described = inputs.reduced()
+    make_logdir(out_dir)
     with run_lock(out_dir):
-        existing = _read_config(config_path)  # read again under the lock: another export may have added to it
+        existing = read_standalone_config(config_path)  # read again under the lock: another export may have added to it
         assets = write_assets(out_dir, "", inputs, dark_on_white=dark_on_white)
         written = list(assets.written)
         entries = []
@@ -119,7 +121,8 @@ def _tensor_filename(name: str) -> str:
     return f"{readable}-{hashlib.blake2b(name.encode('utf-8'), digest_size=4).hexdigest()}.bytes"
 
 
-def _read_config(path: str) -> dict:
+def read_standalone_config(path: str) -> dict:
+    """The standalone projector config at `path` ({} when there is none); ValueError when it cannot be updated."""
     if not os.path.exists(path):
         return {}
     try:

@@ -88,6 +88,9 @@ def _name_problem(name: str, *, allow_slash: bool) -> str | None:
         return f"it contains {''.join(bad)!r}, which break TensorBoard's URLs"
     if any(c in _CONTROL_CHARS for c in name):
         return "it contains a control character (tab, newline, ...)"
+    encoding = unencodable(name)
+    if encoding:
+        return f"{encoding}, which cannot be written as UTF-8"
     if "\\" in name or (os.sep != "/" and os.sep in name):
         return "it contains a backslash (path separator)"
     if not allow_slash and "/" in name:
@@ -182,11 +185,12 @@ def _is_array_like(value: object) -> bool:
     return hasattr(value, "__array__") or isinstance(value, (list, tuple))
 
 
-def check_no_glob_characters(logdir: str) -> None:
-    """Raises ValueError if the absolute path of `logdir` holds `[ ] * ?`.
+def check_logdir_path(logdir: str) -> None:
+    """Raises ValueError if the absolute path of `logdir` holds `[ ] * ?` or cannot be written as UTF-8.
 
     The projector's config names its checkpoint by absolute path, and TensorFlow and TensorBoard
-    look checkpoints up with glob patterns: under such a path the run would never be found.
+    look checkpoints up with glob patterns: under such a path the run would never be found. The
+    config and TensorFlow's paths are UTF-8 text.
     """
     path = os.path.abspath(logdir)
     bad = sorted({c for c in path if c in GLOB_CHARS})
@@ -196,6 +200,27 @@ def check_no_glob_characters(logdir: str) -> None:
             "lookups read as a glob pattern, so TensorBoard would never find the run's tensors. "
             "Choose a log dir whose path has none of [ ] * ?."
         )
+    problem = unencodable(path)
+    if problem:
+        raise ValueError(
+            f"Invalid logdir {logdir!r}: its path {path!r} cannot be written in TensorBoard's config ({problem}). "
+            "Rename that folder to a UTF-8 name, or choose another log dir."
+        )
+
+
+def unencodable(text: str) -> str | None:
+    """Why `text` cannot be written as UTF-8, or None if it can.
+
+    Only a lone surrogate cannot: what `os.listdir`, `sys.argv` and `os.environ` give for the bytes of a
+    name that is not UTF-8 (a Latin-1 file name, say).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        char = error.object[error.start]
+        return (f"it holds the lone surrogate U+{ord(char):04X} at character {error.start}, as os.listdir and "
+                "sys.argv give for bytes that are not UTF-8 (a Latin-1 file name, say)")
+    return None
 
 
 def check_logdir(logdir: object) -> str:

@@ -1,14 +1,16 @@
 """Follow a folder of checkpoints that a training writes, and export each one once: a sidecar process.
 
-Like Keras' `SidecarEvaluator`, the sidecar runs beside any training that saves `step_<N>.keras` files (written
-under a temporary name and renamed, so a listed file is complete), in step order, while the training runs and
-after it. Which steps are already exported is read back from the run's projector config, so a restarted
-sidecar neither loses nor repeats a step.
+Like Keras' `SidecarEvaluator`, the sidecar runs beside any training that saves `step_<N>.keras` files into
+`<logdir>/<run>/checkpoints/` (saved elsewhere and renamed, so a listed file is complete), in step order, while the
+training runs and after it. `snapshot_checkpoints` exports each one as the snapshots during training would; which
+steps are already exported is read back from the run (`exported_steps`, asking the `SnapshotPlan` what a snapshot
+writes), so a restarted sidecar neither loses nor repeats a step. A checkpoint Keras cannot load is reported and
+skipped until its file changes; a run replaced by a new training (its identity in `run_claim`'s claim file, or a
+checkpoint rewritten) is exported anew.
 
 Example:
-    done = exported_steps("logs", "run-1", ["conv1", "fc1"])
-    follow_checkpoints("logs/run-1/checkpoints", export, done=done.__contains__,
-                       finished=lambda: os.path.exists("logs/run-1/model.keras"))
+    probe = check_probe(x_test[:1000], y_test[:1000], layers=["conv2", "fc1"])
+    snapshot_checkpoints("logs", "run-1", probe, finished=lambda: os.path.exists("logs/run-1/model.keras"))
 """
 
 from __future__ import annotations
@@ -17,16 +19,33 @@ import glob
 import os
 import re
 import time
+import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from projector_export.config import read_config
 from projector_export.metadata import EVENT_FILE_GLOB
-from projector_export.naming import STEP_PREFIX, parse_snapshot_name
+from projector_export.naming import STEP_PREFIX, parse_snapshot_name, parse_step_name, step_name
 
+if TYPE_CHECKING:
+    from projector_export.probe import Probe
+
+CHECKPOINTS_DIRNAME = "checkpoints"
+"""The folder of a run that holds its checkpoints."""
 CHECKPOINT_SUFFIX = ".keras"
 # `step_000100.keras`; temporary files start with "." and never match.
 _CHECKPOINT_NAME = re.compile(r"^" + re.escape(STEP_PREFIX) + r"(\d+)" + re.escape(CHECKPOINT_SUFFIX) + "$")
+
+
+def checkpoints_dir(logdir: str | os.PathLike, run: str | None) -> Path:
+    """`<logdir>/<run>/checkpoints`: where a training saves the checkpoints a sidecar follows."""
+    return Path(logdir, run or "", CHECKPOINTS_DIRNAME)
+
+
+def checkpoint_path(directory: str | os.PathLike, step: int, total_steps: int | None = None) -> Path:
+    """`<directory>/step_<N>.keras`, the step zero-padded as snapshot names are (`naming.step_name`)."""
+    return Path(directory, step_name(step, total_steps) + CHECKPOINT_SUFFIX)
 
 
 def checkpoint_steps(directory: str | os.PathLike) -> dict[int, Path]:
@@ -76,37 +95,169 @@ def _events(run_dir: str):
         yield from EventFileLoader(path).Load()
 
 
+def _print_now(line: str) -> None:
+    print(line, flush=True)
+
+
+class UnreadableCheckpoint(ValueError):
+    """A checkpoint Keras cannot load (truncated, corrupt): skipped, and tried again only once its file changes."""
+
+
 def follow_checkpoints(
     directory: str | os.PathLike,
-    export: Callable[[int, Path], None],
+    export: Callable[[int, Path], str | None],
     *,
     done: Callable[[int], bool] = lambda step: False,
     finished: Callable[[], bool] = lambda: False,
     until_step: int | None = None,
     poll_seconds: float = 5.0,
+    run_identity: Callable[[], str | None] = lambda: None,
+    replaced: Callable[[], None] = lambda: None,
+    report: Callable[[str], None] = _print_now,
+    exported: list[int] | None = None,
 ) -> list[int]:
-    """Calls `export(step, path)` for every checkpoint of `directory` not `done`, in step order, as they appear.
+    """Calls `export(step, path)` for every checkpoint of `directory` not `done`, in step order, as they appear;
+    the line `export` returns, if any, is reported once the step is counted as exported.
 
-    Returns the exported steps once a checkpoint at or after `until_step` was listed, or once `finished()`
-    (e.g. the training's final model exists) was true before a pass over the folder found nothing left to do.
-    A checkpoint deleted before it was read (the training keeps only its newest ones) is skipped.
+    Returns the exported steps (appended to `exported` as they are, when given) once a checkpoint at or after
+    `until_step` was listed, or once `finished()` (e.g. the training's final model exists) was true before a pass
+    over the folder found nothing left to do. A checkpoint deleted before it was read (the training keeps only its
+    newest ones) is skipped; one `done` or `export` find `UnreadableCheckpoint` is reported and skipped until its
+    file changes (another inode, size or time). When `run_identity()` names another training than before, or a
+    checkpoint handled before changes, the run was replaced (`projector-train --overwrite`): `replaced()` is called
+    and every checkpoint is looked at again.
     """
-    exported: list[int] = []
-    handled: set[int] = set()
+    exported = [] if exported is None else exported
+    handled: dict[int, tuple[tuple, bool]] = {}  # step -> (its file's signature, whether it was unreadable)
+    identity = run_identity()
     while True:
         was_finished = finished()  # asked before listing: a training writes its last checkpoint before that
+        now = run_identity()
+        if now is not None and now != identity:
+            if identity is not None or handled:  # not the first training seen
+                handled.clear()
+                replaced()
+            identity = now
         listed = checkpoint_steps(directory)
         for step, path in sorted(listed.items()):
-            if step in handled or (until_step is not None and step > until_step):
+            signature = _signature(path)
+            if (until_step is not None and step > until_step) or signature is None:
                 continue
-            handled.add(step)
-            if done(step):
+            if step in handled and handled[step][0] != signature and not handled[step][1]:
+                handled.clear()  # a checkpoint rewritten: the run was replaced
+                replaced()
+            if handled.get(step, (None,))[0] == signature:
                 continue
+            handled[step] = (signature, False)
             try:
-                export(step, path)
+                if not done(step):
+                    line = export(step, path)
+                    exported.append(step)
+                    if line:
+                        report(line)
             except FileNotFoundError:
                 continue
-            exported.append(step)
+            except UnreadableCheckpoint as error:
+                handled[step] = (signature, True)
+                report(f"Skipped {path}: {error}; it is tried again if the file changes")
         if was_finished or (until_step is not None and any(step >= until_step for step in listed)):
             return exported
         time.sleep(poll_seconds)
+
+
+def _signature(path: Path) -> tuple | None:
+    """What tells a file from the one that was at `path` before: inode, size, modification time (None: gone)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def load_checkpoint(path: Path):
+    """The Keras model saved at `path`; `UnreadableCheckpoint` says why Keras cannot load it."""
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001  (whatever Keras raises for a file it cannot read)
+        if not zipfile.is_zipfile(path):
+            raise UnreadableCheckpoint("not a complete .keras archive (truncated or corrupt)") from error
+        raise UnreadableCheckpoint(f"Keras cannot load it ({type(error).__name__}: "
+                                   f"{' '.join(str(error).split())[:300]})") from error
+
+
+def snapshot_checkpoints(
+    logdir: str | os.PathLike,
+    run: str,
+    probe: Probe,
+    *,
+    finished: Callable[[], bool] = lambda: False,
+    until_step: int | None = None,
+    poll_seconds: float = 5.0,
+    report: Callable[[str], None] = _print_now,
+    exported: list[int] | None = None,
+) -> list[int]:
+    """Exports every checkpoint of `<logdir>/<run>/checkpoints/` not exported yet, as `follow_checkpoints` lists
+    them: `probe` through each checkpoint's model, written into the run exactly as `EmbeddingSnapshots` would at
+    that step (tensors padded like the checkpoint's name, metadata, class embedding, separability scalars).
+
+    Steps the run holds completely (every tensor and scalar its `SnapshotPlan` names) are skipped. A checkpoint
+    Keras cannot load is reported and skipped (tried again if it changes); a run replaced by a new training (its
+    identity, `run_claim`) is exported anew. `report` receives a line when the sidecar starts watching, one per
+    exported step and one per skipped checkpoint. Returns the steps exported by this call (appended to `exported`
+    as they are, when given: what a caller reports after an interruption).
+    """
+    from projector_export.events import summary_writer
+    from projector_export.run_claim import training_identity
+    from projector_export.snapshotter import LayerSnapshotter
+
+    run_dir = os.path.join(os.fspath(logdir), run)
+    directory = checkpoints_dir(logdir, run)
+    state: dict = {"loaded": {}, "exported_before": None, "writer": None}
+
+    def snapshotter(path: Path) -> LayerSnapshotter:
+        loaded = state["loaded"]  # the snapshotter of the last checkpoint loaded
+        if path not in loaded:
+            loaded.clear()
+            loaded[path] = LayerSnapshotter(load_checkpoint(path), probe, logdir, run=run)
+        return loaded[path]
+
+    def done(step: int) -> bool:
+        path = checkpoint_steps(directory).get(step)
+        if state["exported_before"] is None and path is not None:  # what a snapshot writes, found in the run
+            plan = snapshotter(path).plan
+            state["exported_before"] = exported_steps(logdir, run, plan.tensor_bases(), plan.scalar_tags())
+            if state["exported_before"]:
+                report(f"Already exported: steps {', '.join(map(str, sorted(state['exported_before'])))}")
+        return step in (state["exported_before"] or ())
+
+    def export(step: int, path: Path) -> str:
+        if not path.exists():
+            raise FileNotFoundError(path)
+        chosen = snapshotter(path)
+        state["writer"] = state["writer"] or summary_writer(run_dir)
+        record = chosen.snapshot(step, digits=parse_step_name(path.stem)[1], writer=state["writer"])
+        values = "  ".join(f"{tensor} {value:.4f}" for tensor, value in record.separability.items())
+        return (f"step {step}: exported {', '.join(chosen.plan.layers)} in {record.seconds:.1f} s; "
+                f"separability {values}")
+
+    def replaced() -> None:
+        report(f"{run_dir} was replaced by a new training: exporting its checkpoints")
+        _close(state)
+        state.update(loaded={}, exported_before=None)
+
+    report(f"Watching {directory} (every {poll_seconds:g} s)")
+    try:
+        return follow_checkpoints(
+            directory, export, done=done, finished=finished, until_step=until_step, poll_seconds=poll_seconds,
+            run_identity=lambda: getattr(training_identity(run_dir), "id", None), replaced=replaced, report=report,
+            exported=exported)
+    finally:
+        _close(state)
+
+
+def _close(state: dict) -> None:
+    writer, state["writer"] = state["writer"], None
+    if writer is not None:
+        writer.close()

@@ -58,7 +58,7 @@ def _scalars(logdir) -> dict[str, dict[int, float]]:
 def test_train_scalars_are_the_means_since_the_previous_point(tmp_path):
     writer = tf.summary.create_file_writer(str(tmp_path / RUN))
     model = _model()
-    _fit(model, [TensorBoardScalars(writer, log_every=4)], epochs=2, validation=True)
+    _fit(model, [TensorBoardScalars(tmp_path, log_every=4, run=RUN, writer=writer)], epochs=2, validation=True)
     writer.close()
     served = _scalars(tmp_path)
     # Steps 1-4: batches 1-4; steps 5-8: batches 5, 6 and 1, 2 of the next epoch; steps 9-12: batches 3-6.
@@ -74,7 +74,7 @@ def test_train_scalars_are_the_means_since_the_previous_point(tmp_path):
 def test_last_partial_interval_and_a_second_fit_continue_the_optimizer_step(tmp_path):
     writer = tf.summary.create_file_writer(str(tmp_path / RUN))
     model = _model()
-    scalars = TensorBoardScalars(writer, log_every=4)
+    scalars = TensorBoardScalars(tmp_path, log_every=4, run=RUN, writer=writer)
     _fit(model, [scalars], epochs=1)  # steps 1-6: points at 4 and, at the end, 6 (batches 5-6)
     _fit(model, [scalars], epochs=1)  # steps 7-12: points at 8 (batches 1-2) and 12 (batches 3-6)
     writer.close()
@@ -86,7 +86,7 @@ def test_train_scalars_with_steps_per_execution(tmp_path):
     model = _model()
     model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE_VALUE), loss="mse", steps_per_execution=3,
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
-    _fit(model, [TensorBoardScalars(writer, log_every=4)], epochs=2)
+    _fit(model, [TensorBoardScalars(tmp_path, log_every=4, run=RUN, writer=writer)], epochs=2)
     writer.close()
     # Keras reports steps 3, 6, 9, 12: a multiple of 4 is passed at 6 (batches 1-6), 9 (1-3), 12 (4-6).
     assert _scalars(tmp_path)[TRAIN_LOSS] == pytest.approx({6: 14 / 6, 9: 1 / 3, 12: 13 / 3}, rel=1e-6)
@@ -105,7 +105,7 @@ def test_stop_at_step_stops_at_exactly_the_step_across_two_fits(steps_per_epoch)
 
 @pytest.mark.parametrize("cls, name", [(StopAtStep, "steps"), (TensorBoardScalars, "log_every")])
 def test_int_arguments_are_checked(cls, name):
-    args = (tf.summary.create_noop_writer(),) if cls is TensorBoardScalars else ()
+    args = ("logs",) if cls is TensorBoardScalars else ()  # a log dir: nothing is written before a step
     expected = f"Invalid value for argument `{name}`. Received: {name}=0. Expected an int >= 1"
     with pytest.raises(ValueError, match=expected):
         cls(*args, 0)
@@ -118,7 +118,7 @@ def test_periodic_checkpoints_every_k_steps_at_the_end_and_keep(tmp_path):
     directory = tmp_path / "checkpoints"
     repeat = tf.data.Dataset.from_tensor_slices(_data()).batch(1).repeat()
     model.fit(repeat, epochs=2, steps_per_epoch=5, verbose=0,
-              callbacks=[PeriodicCheckpoints(directory, 4, keep=2, total_steps=10)])
+              callbacks=[PeriodicCheckpoints(tmp_path, 4, keep=2, total_steps=10)])
     # Saved at steps 4, 8 and 10 (the end); keep=2 leaves the two newest, and no temporary file.
     assert sorted(path.name for path in directory.iterdir()) == ["step_000008.keras", "step_000010.keras"]
     restored = keras.models.load_model(directory / "step_000010.keras")
@@ -128,4 +128,5 @@ def test_periodic_checkpoints_every_k_steps_at_the_end_and_keep(tmp_path):
 def test_periodic_checkpoints_pad_like_snapshot_names(tmp_path):
     model = _model()
     _fit(model, [PeriodicCheckpoints(tmp_path, 3, total_steps=1_234_567)], epochs=1)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["step_0000003.keras", "step_0000006.keras"]
+    saved = sorted(path.name for path in (tmp_path / "checkpoints").iterdir())
+    assert saved == ["step_0000003.keras", "step_0000006.keras"]

@@ -174,35 +174,38 @@ def test_event_file_is_created_only_when_missing(tmp_path, data):
     assert glob.glob(str(tmp_path / "r" / "events.out.tfevents.*")) == events
 
 
-def test_an_export_killed_before_publishing_leaves_the_previous_state(tmp_path, data, monkeypatch):
-    """The bundle and config are complete before the state file flips; a crash before that keeps the old export."""
+def test_an_export_interrupted_before_publishing_leaves_the_previous_state(tmp_path, data, monkeypatch):
+    """The bundle is complete before the config is written; an interruption before that keeps the old export and
+    removes the new one's files at once."""
     from projector_export import checkpoint
 
     export_embeddings(tmp_path, {"first": data["a"]}, run="r", metadata=list(range(N)))
     served = ProjectorClient(tmp_path)
     assert [e["tensorName"] for e in served.info("r")["embeddings"]] == ["first"]
+    files = sorted(os.listdir(tmp_path / "r" / ASSETS_DIRNAME))
 
-    def killed(run_dir, prefix, previous):
-        raise KeyboardInterrupt("killed before the state file flips")
+    def interrupted(*args):
+        raise KeyboardInterrupt("interrupted before the config is written")
 
-    monkeypatch.setattr(checkpoint, "publish", killed)
+    monkeypatch.setattr(checkpoint, "publish", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        export_embeddings(tmp_path, {"second": data["b"]}, run="r", metadata=list(range(N)))
+        export_embeddings(tmp_path, {"second": data["b"]}, run="r", metadata=list(range(N)),
+                          images=data["images"])
     monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path / "r" / ASSETS_DIRNAME)) == files  # no bundle, sprite or staging left
     # The running TensorBoard still serves the previous export, intact (the merge hard-linked the
     # previous bundle's files instead of moving them).
     assert [e["tensorName"] for e in served.info("r")["embeddings"]] == ["first"]
     np.testing.assert_array_equal(served.tensor("r", "first"), data["a"].astype(np.float32))
     np.testing.assert_array_equal(ProjectorClient(tmp_path).tensor("r", "first"), data["a"].astype(np.float32))
-    # The next export repairs everything: the config no longer names the unpublished "second",
-    # and the dead export's bundle is deleted.
+    # The next export goes on from the previous one: the unpublished "second" is not in its config.
     export_embeddings(tmp_path, {"third": data["a"] * 3}, run="r")
     served.reload()
     assert [e["tensorName"] for e in served.info("r")["embeddings"]] == ["first", "third"]
     np.testing.assert_array_equal(served.tensor("r", "first"), data["a"].astype(np.float32))
     np.testing.assert_array_equal(served.tensor("r", "third"), (data["a"] * 3).astype(np.float32))
     bundles = _bundles(tmp_path / "r")
-    assert bundles == ["embeddings-000001", "embeddings-000003"]
+    assert bundles == ["embeddings-000001", "embeddings-000002"]
 
 
 @pytest.mark.integration
@@ -347,3 +350,12 @@ def test_shards_are_compacted_into_one_past_the_limit(tmp_path, data, monkeypatc
 def _bundles(run_dir) -> list[str]:
     """The checkpoint bundles in the run's projector folder, by prefix."""
     return sorted({f.split(".")[0] for f in os.listdir(run_dir / ASSETS_DIRNAME) if f.startswith("embeddings-")})
+
+
+def test_a_mistyped_kill_point_is_refused_not_ignored(tmp_path, monkeypatch):
+    from projector_export.kill_points import ENV_VAR
+
+    monkeypatch.setenv(ENV_VAR, "config-writen")
+    with pytest.raises(ValueError, match=r"Unknown kill point 'config-writen' in \$PROJECTOR_EXPORT_KILL_AT.*"
+                                         r"config-written"):
+        export_embeddings(tmp_path, {"a": np.ones((3, 2), np.float32)})

@@ -37,7 +37,7 @@ def run(tmp_path_factory):
     y = rng.integers(0, 3, len(x))
     model = _tiny_model()
     logdir = tmp_path_factory.mktemp("logs")
-    logger = ImageLogger(logdir / RUN, x[96:], y[96:], every=EVERY, feature_map_images=2, grad_cam_images=4,
+    logger = ImageLogger(x[96:], y[96:], logdir, run=RUN, every=EVERY, feature_map_images=2, grad_cam_images=4,
                          misclassified=9, input_channel=2, pattern_steps=5, class_names=["a", "b", "c"])
     model.fit(x[:96], y[:96], batch_size=8, epochs=1, verbose=0, callbacks=[logger])
     return dict(model=model, x=x[96:], y=y[96:], served=Served(logdir))
@@ -167,7 +167,7 @@ def test_shared_writer_is_used_and_left_open(tmp_path):
     x = np.random.default_rng(1).uniform(0, 1, (16, 12, 12, 1)).astype(np.float32)
     y = np.arange(16) % 3
     writer = tf.summary.create_file_writer(str(tmp_path / "shared"))
-    logger = ImageLogger(writer, x, y, every=100, pattern_steps=0)
+    logger = ImageLogger(x, y, tmp_path, run="shared", writer=writer, every=100, pattern_steps=0)
     _tiny_model().fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[logger])
     with writer.as_default(step=99):  # still open: the run's other callbacks keep writing to it
         tf.summary.scalar("after", 1.0)
@@ -181,14 +181,14 @@ def test_a_period_longer_than_the_training_logs_only_at_the_start_and_the_end(tm
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(2).uniform(0, 1, (24, 12, 12, 1)).astype(np.float32)
     y = np.arange(24) % 3
-    logger = ImageLogger(tmp_path / "long", x, y, every=1000, pattern_steps=0)
+    logger = ImageLogger(x, y, tmp_path, run="long", every=1000, pattern_steps=0)
     _tiny_model().fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[logger])  # 3 steps
     assert Served(tmp_path).image_tags("long")["grad_cam"] == [0, 3]
 
 
 def test_every_zero_is_off(tmp_path):
     x = np.random.default_rng(2).uniform(0, 1, (24, 12, 12, 1)).astype(np.float32)
-    logger = ImageLogger(tmp_path / "off", x, np.arange(24) % 3, every=0)
+    logger = ImageLogger(x, np.arange(24) % 3, tmp_path, run="off", every=0)
     _tiny_model().fit(x, np.arange(24) % 3, batch_size=8, epochs=1, verbose=0, callbacks=[logger])
     assert not (tmp_path / "off").exists()
 
@@ -201,7 +201,7 @@ def test_probabilities_of_a_model_ending_in_a_softmax_layer_are_its_own_outputs(
     logits = keras.layers.Dense(2, kernel_initializer="zeros", bias_initializer=bias)(x)
     model = keras.Model(inputs, keras.layers.Softmax()(logits))
     x = np.zeros((4, 12, 12, 1), np.float32)
-    logger = ImageLogger(tmp_path, x, np.zeros(4, np.int64), pattern_steps=0)
+    logger = ImageLogger(x, np.zeros(4, np.int64), tmp_path, pattern_steps=0)
     logger.set_model(model)
     # The model says 0.25 / 0.75; a second softmax would say 0.3775 / 0.6225.
     np.testing.assert_allclose(logger._probabilities(), [[0.25, 0.75]] * 4, rtol=1e-6)
@@ -211,22 +211,22 @@ def test_bad_arguments_fail_before_any_file_is_written(tmp_path):
     x = np.zeros((10, 12, 12, 1), np.float32)
     y = np.zeros(10, np.int64)
     with pytest.raises(ValueError, match="same non-zero length"):
-        ImageLogger(tmp_path, x, y[:5])
+        ImageLogger(x, y[:5], tmp_path)
     with pytest.raises(ValueError, match="one-hot"):
-        ImageLogger(tmp_path, x, np.eye(10))
+        ImageLogger(x, np.eye(10), tmp_path)
     with pytest.raises(ValueError, match="Received: every=-1"):
-        ImageLogger(tmp_path, x, y, every=-1)
+        ImageLogger(x, y, tmp_path, every=-1)
     with pytest.raises(TypeError, match="Received: every=2.5"):
-        ImageLogger(tmp_path, x, y, every=2.5)
+        ImageLogger(x, y, tmp_path, every=2.5)
     with pytest.raises(ValueError, match="misclassified=-1"):
-        ImageLogger(tmp_path, x, y, misclassified=-1)
-    with pytest.raises(TypeError, match="SummaryWriter or the run directory; received int"):
-        ImageLogger(3, x, y)
+        ImageLogger(x, y, tmp_path, misclassified=-1)
+    with pytest.raises(TypeError, match="`writer`: expected a tf.summary.SummaryWriter or None, received int"):
+        ImageLogger(x, y, tmp_path, writer=3)
     cases = [
-        (ImageLogger(tmp_path / "a", x[:, :10, :10], y), "takes \\(12, 12, 1\\)"),
-        (ImageLogger(tmp_path / "b", x, y + 3), r"labels must lie in \[0, 3\)"),
-        (ImageLogger(tmp_path / "c", x, y, input_channel=4), "conv2' has 4 input channels"),
-        (ImageLogger(tmp_path / "d", x, y, class_names=["a", "b"]), "predicts 3 classes"),
+        (ImageLogger(x[:, :10, :10], y, tmp_path, run="a"), "takes \\(12, 12, 1\\)"),
+        (ImageLogger(x, y + 3, tmp_path, run="b"), r"labels must lie in \[0, 3\)"),
+        (ImageLogger(x, y, tmp_path, run="c", input_channel=4), "conv2' has 4 input channels"),
+        (ImageLogger(x, y, tmp_path, run="d", class_names=["a", "b"]), "predicts 3 classes"),
     ]
     for logger, message in cases:
         with pytest.raises(ValueError, match=message):

@@ -6,7 +6,7 @@ import pytest
 
 from projector_export.images import filter_patterns, grad_cam
 from projector_export.images.filter_patterns import LEAK
-from projector_export.model_layers import extractor
+from projector_export.keras_internals import extractor
 
 
 def _identity_cam_model():

@@ -11,7 +11,8 @@ from _tensorboard_reader import Served
 
 from projector_export.images import filter_patterns, grad_cam, render
 from projector_export.images.callback import CAPTIONED_TILE
-from projector_export.model_layers import conv_layers, extractor
+from projector_export.keras_internals import extractor
+from projector_export.model_layers import conv_layers
 from training.train import TrainConfig, train_and_evaluate
 
 pytestmark = pytest.mark.integration

@@ -1,10 +1,13 @@
-"""The one way into a model: layer names (nested models too), layers by type, outputs, logits vs probabilities."""
+"""The one way into a model: layer names (nested models too), layers by type, outputs, logits vs probabilities
+(`model_layers`, `layer_outputs`, `class_scores`, `prediction`)."""
 
 import keras
 import numpy as np
 import pytest
 
-from projector_export import model_layers
+from projector_export import class_scores, model_layers
+from projector_export.layer_outputs import LayerOutputs
+from projector_export.prediction import num_rows
 
 
 def _head(activation=None, softmax_layer=False, name="m") -> keras.Model:
@@ -27,7 +30,7 @@ def _head(activation=None, softmax_layer=False, name="m") -> keras.Model:
     ids=["logits", "dense-softmax", "softmax-layer", "sequential-softmax", "activation-softmax", "relu"],
 )
 def test_a_softmax_at_the_end_is_recognised_however_it_is_written(model, probabilities):
-    assert model_layers.ends_in_softmax(model) is probabilities
+    assert class_scores.ends_in_softmax(model) is probabilities
 
 
 @pytest.mark.parametrize("kind", ["logits", "dense-softmax", "softmax-layer", "nested-softmax"])
@@ -40,7 +43,7 @@ def test_class_probabilities_are_the_models_own_probabilities(kind):
         model = _head(activation="softmax" if kind == "dense-softmax" else None, softmax_layer=kind == "softmax-layer")
     scores = model.predict(np.ones((1, 2), np.float32), verbose=0)
     # Known answer: softmax([0, ln 3]) = [0.25, 0.75]; a second softmax would give [0.3775, 0.6225].
-    np.testing.assert_allclose(model_layers.class_probabilities(model, scores), [[0.25, 0.75]], rtol=1e-6)
+    np.testing.assert_allclose(class_scores.class_probabilities(model, scores), [[0.25, 0.75]], rtol=1e-6)
 
 
 def test_a_subclassed_model_is_judged_by_its_scores():
@@ -49,10 +52,10 @@ def test_a_subclassed_model_is_judged_by_its_scores():
             return x
 
     model = Scores()
-    assert model_layers.ends_in_softmax(model) is None
-    assert model_layers.scores_are_probabilities(model, np.array([[0.25, 0.75], [1.0, 0.0]]))
-    assert not model_layers.scores_are_probabilities(model, np.array([[0.0, np.log(3.0)]]))
-    np.testing.assert_allclose(model_layers.class_probabilities(model, np.array([[0.0, np.log(3.0)]])), [[0.25, 0.75]])
+    assert class_scores.ends_in_softmax(model) is None
+    assert class_scores.scores_are_probabilities(model, np.array([[0.25, 0.75], [1.0, 0.0]]))
+    assert not class_scores.scores_are_probabilities(model, np.array([[0.0, np.log(3.0)]]))
+    np.testing.assert_allclose(class_scores.class_probabilities(model, np.array([[0.0, np.log(3.0)]])), [[0.25, 0.75]])
 
 
 def _nested() -> keras.Model:
@@ -88,7 +91,7 @@ def test_nested_layer_outputs_are_those_of_the_inner_layer():
     keras.utils.set_random_seed(0)
     model = _nested()
     x = np.random.default_rng(0).random((6, 4)).astype(np.float32)
-    features, scores = model_layers.LayerOutputs(model, ["encoder/hidden", "head/proj"])(x)
+    features, scores = LayerOutputs(model, ["encoder/hidden", "head/proj"])(x)
     encoder = model.get_layer("encoder")
     hidden = keras.Model(encoder.input, encoder.get_layer("hidden").output).predict(x, verbose=0)
     np.testing.assert_allclose(features["encoder/hidden"], hidden, rtol=1e-5)
@@ -106,6 +109,6 @@ def test_layers_by_type_reach_into_nested_models():
 
 
 def test_multi_input_rows_must_agree():
-    assert model_layers.num_rows({"a": np.zeros((3, 2)), "b": [np.zeros((3,)), np.zeros((3, 5))]}) == 3
+    assert num_rows({"a": np.zeros((3, 2)), "b": [np.zeros((3,)), np.zeros((3, 5))]}) == 3
     with pytest.raises(ValueError, match=r"different numbers of rows \[2, 3\]"):
-        model_layers.num_rows([np.zeros((3, 2)), np.zeros((2, 2))])
+        num_rows([np.zeros((3, 2)), np.zeros((2, 2))])

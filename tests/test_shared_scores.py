@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from projector_export.images import ImageLogger
-from projector_export.model_layers import SharedScores
+from projector_export.prediction import SharedScores
 from projector_export.snapshots import EmbeddingSnapshots
 
 N_TRAIN, N_TEST, N_PROBE = 48, 30, 12
@@ -60,13 +60,13 @@ def test_pictures_predict_only_the_rows_the_probe_does_not_cover(data, tmp_path)
     keras.utils.set_random_seed(0)
     model = _tiny_cnn()
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
-    alone = ImageLogger(tmp_path / "alone", x_test, y_test, pattern_steps=0)
+    alone = ImageLogger(x_test, y_test, tmp_path, run="alone", pattern_steps=0)
     alone.set_model(model)
     expected = alone._probabilities(5)
 
     shared = SharedScores()
     shared.put(5, x_test[:N_PROBE], model.predict(x_test[:N_PROBE], verbose=0))  # before the counting starts
-    logger = ImageLogger(tmp_path / "shared", x_test, y_test, pattern_steps=0, shared_scores=shared)
+    logger = ImageLogger(x_test, y_test, tmp_path, run="shared", pattern_steps=0, shared_scores=shared)
     logger.set_model(model)
     counting = _CountingModel(model)
     np.testing.assert_array_equal(logger._probabilities(5), expected)
@@ -82,7 +82,7 @@ def test_training_with_both_callbacks_runs_the_probe_once_per_shared_step(data, 
     shared = SharedScores()
     snapshots = EmbeddingSnapshots(x_test[:N_PROBE], y_test[:N_PROBE], tmp_path, run="run", every=1000,
                                    shared_scores=shared, verbose=False)
-    pictures = ImageLogger(tmp_path / "run", x_test, y_test, every=1000, pattern_steps=0, shared_scores=shared)
+    pictures = ImageLogger(x_test, y_test, tmp_path, run="run", every=1000, pattern_steps=0, shared_scores=shared)
     counting = _CountingModel(model)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[snapshots, pictures])
     # Start and end of training: both log, and the pictures predict only the 18 rows outside the probe.
@@ -93,6 +93,6 @@ def test_training_with_both_callbacks_runs_the_probe_once_per_shared_step(data, 
 
 def test_shared_scores_of_the_wrong_type_are_refused(tmp_path):
     with pytest.raises(TypeError, match="shared_scores"):
-        ImageLogger(tmp_path, np.zeros((6, 4, 4)), np.zeros(6, int), shared_scores={})
+        ImageLogger(np.zeros((6, 4, 4)), np.zeros(6, int), tmp_path, shared_scores={})
     with pytest.raises(TypeError, match="shared_scores"):
         EmbeddingSnapshots(np.zeros((6, 4, 4)), None, tmp_path, shared_scores={})

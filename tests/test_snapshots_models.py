@@ -197,7 +197,7 @@ def test_a_subclassed_model_with_features_is_served(tmp_path):
     rows, labels = np.random.default_rng(4).random((N, 3)).astype(np.float32), np.arange(N) % 3
     model = _Subclassed()
     callback = EmbeddingSnapshots(rows, labels, tmp_path, run="sub", every=1000, verbose=False,
-                                  features=lambda m, x: {"hidden": m.hidden(x)})
+                                  features=lambda m, x: {"hidden": m.hidden(x)}, class_layer="logits")
     _fit(model, rows, labels, callback, steps=2)
     client = ProjectorClient(tmp_path)
     assert _tensors(client, "sub") == {"hidden/step_000000": [N, 4], "hidden/step_000002": [N, 4],
@@ -304,5 +304,48 @@ def test_images_outside_the_unit_range_make_no_sprite_and_say_so(tmp_path):
     model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(keras.layers.Flatten()(inputs)))
     with pytest.warns(UserWarning, match="outside \\[0, 1\\].*`thumbnails=`"):
         snapshotter = export_model_layers(model, images, np.arange(N) % 2, tmp_path, run="std")
-    assert snapshotter.thumbnails is None
+    assert snapshotter.probe.thumbnails is None
     assert "sprite" not in ProjectorClient(tmp_path).embedding_info("std", "logits")
+
+
+class _HeadFirst(keras.Model):
+    """The class-score layer is created before the hidden one: the last Dense in attribute order is the hidden
+    layer, which has as many units as there are classes."""
+
+    def __init__(self):
+        super().__init__(name="head_first")
+        self.head = keras.layers.Dense(3, name="head")
+        self.hidden = keras.layers.Dense(3, activation="relu", name="hidden")
+
+    def call(self, x):
+        return self.head(self.hidden(x))
+
+
+def test_a_subclassed_models_class_embedding_is_only_the_layer_named_as_computing_the_scores(tmp_path):
+    keras.utils.set_random_seed(10)
+    rows, labels = np.random.default_rng(10).random((N, 4)).astype(np.float32), np.arange(N) % 3
+    model = _HeadFirst()
+    features = {"features": lambda m, x: {"hidden": m.hidden(x)}, "verbose": False, "every": 1000}
+    with pytest.warns(UserWarning, match=r"No class embedding for the subclassed model.*class_layer="):
+        _fit(model, rows, labels, EmbeddingSnapshots(rows, labels, tmp_path, run="unnamed", **features), steps=2)
+    client = ProjectorClient(tmp_path)
+    assert _tensors(client, "unnamed") == {"hidden/step_000000": [N, 3], "hidden/step_000002": [N, 3]}
+
+    _fit(model, rows, labels, EmbeddingSnapshots(rows, labels, tmp_path, run="named", class_layer="head", **features),
+         steps=1)
+    served = ProjectorClient(tmp_path).tensor("named", f"{CLASS_EMBEDDING_NAME}/step_000001")  # compiled again
+    np.testing.assert_array_equal(served, model.head.get_weights()[0].T)
+    with pytest.raises(ValueError, match="Unknown layer name.*'heads'"):
+        EmbeddingSnapshots(rows, labels, tmp_path, class_layer="heads", model=model, **features)
+
+
+def test_class_layer_must_be_the_one_a_functional_model_computes_its_scores_with(tmp_path):
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(3, name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Softmax(name="probabilities")(keras.layers.Dense(3, name="head")(hidden)))
+    rows, labels = np.zeros((N, 4), np.float32), np.arange(N) % 3
+    snapshots = EmbeddingSnapshots(rows, labels, tmp_path, class_layer="head", model=model, verbose=False)
+    assert snapshots.snapshotter.plan.class_layer == "head"  # read from the graph, through the softmax
+    with pytest.raises(ValueError, match=r"computes its class scores with layer 'head'.*not 'hidden'"):
+        EmbeddingSnapshots(rows, labels, tmp_path, class_layer="hidden", model=model)
+    assert not any(tmp_path.iterdir())

@@ -5,11 +5,14 @@ import numpy as np
 import pytest
 from _tensorboard_reader import Served
 
+from projector_export import class_scores
 from projector_export import error_metadata as meta
 from projector_export.config import read_config
-from projector_export.model_layers import LayerOutputs, default_layers, resolve_layers
+from projector_export.layer_outputs import LayerOutputs
+from projector_export.model_layers import default_layers, resolve_layers
 from projector_export.naming import snapshot_name
-from projector_export.snapshots import EmbeddingSnapshots, take_probe
+from projector_export.probe import take_probe
+from projector_export.snapshots import EmbeddingSnapshots
 
 
 def _tiny_cnn(softmax: bool = False) -> keras.Model:
@@ -170,10 +173,10 @@ def test_error_metadata_refuses_mismatched_shapes():
 
 
 def test_class_embedding_is_the_last_dense_kernel_transposed(model):
-    weights = meta.class_embedding(model, 3)
+    weights = class_scores.class_embedding(model, 3)
     np.testing.assert_array_equal(weights, model.get_layer("logits").get_weights()[0].T)
     assert weights.shape == (3, 4)
-    assert meta.class_embedding(model, 5) is None
+    assert class_scores.class_embedding(model, 5) is None
 
 
 def test_class_mean_images_keep_the_dtype():

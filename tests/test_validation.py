@@ -235,3 +235,31 @@ def test_glob_characters_in_the_logdir_path(tmp_path, folder):
                                          r"Choose a log dir whose path has none of \[ \] \* \?"):
         export_embeddings(tmp_path / folder / "logs", {"e": good()}, run="r")
     assert os.listdir(tmp_path) == []
+
+
+# What os.listdir gives for a Latin-1 file name (b"caf\xe9.png"): a lone surrogate, which UTF-8 cannot encode.
+LATIN1_NAME = os.fsdecode(b"caf\xe9.png")
+
+
+def test_metadata_text_utf8_cannot_hold_is_refused_naming_column_row_and_fix(tmp_path):
+    """Before: a UnicodeEncodeError naming neither, after the run folder, the lock and the sprite were written."""
+    rejects(tmp_path, ValueError, r"^Invalid metadata column 'file', row 2: 'caf\\udce9\.png' cannot be written to the "
+                                  r"metadata file \(UTF-8\): it holds the lone surrogate U\+DCE9 .* Decode such text "
+                                  r"first, e\.g\. os\.fsencode\(name\)\.decode\('latin-1'\)",
+            metadata={"label": [0, 1, 2, 3], "file": ["a", "b", LATIN1_NAME, "d"]},
+            images=np.zeros((N, 2, 2), np.uint8))
+
+
+def test_a_metadata_column_name_utf8_cannot_hold_is_refused(tmp_path):
+    rejects(tmp_path, ValueError, r"^Invalid metadata column name 'caf\\udce9\.png': it holds the lone surrogate",
+            metadata={"label": [0, 1, 2, 3], LATIN1_NAME: list("abcd")})
+
+
+@pytest.mark.parametrize("what", ["tensor", "run", "logdir"])
+def test_names_utf8_cannot_hold_are_refused_before_anything_is_written(tmp_path, what):
+    """Before: TensorFlow's "Error converting unicode string", after the run folder and the lock were written."""
+    logdir = tmp_path / (LATIN1_NAME if what == "logdir" else "logs")
+    with pytest.raises(ValueError, match=r"^Invalid (embedding name|run|logdir) .*the lone surrogate U\+DCE9"):
+        export_embeddings(logdir, {LATIN1_NAME if what == "tensor" else "e": good()},
+                          run=LATIN1_NAME if what == "run" else "r")
+    assert os.listdir(tmp_path) == []

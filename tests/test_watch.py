@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -148,3 +149,119 @@ def test_watcher_beside_a_training_killed_and_restarted(tmp_path, mnist_dir):
                     served = np.frombuffer(response.read(), dtype=np.float32)
                 np.testing.assert_array_equal(served, client.tensor("r", name).ravel())
                 assert served.size % 100 == 0 and served.size > 0
+
+
+def _tiny_model(seed: int, input_shape=(4,)):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(), keras.layers.Dense(5, name="hidden"),
+                             keras.layers.Dense(3, name="scores")])
+
+
+def _tiny_probe():
+    from projector_export import check_probe
+
+    rng = np.random.default_rng(0)
+    return check_probe(rng.standard_normal((8, 4)).astype(np.float32), np.arange(8) % 3, layers=["hidden"])
+
+
+def test_an_unreadable_checkpoint_is_skipped_until_it_changes(tmp_path):
+    """A truncated checkpoint between two good ones: one line naming it, the later one exported, and it is tried
+    again only once its file changes."""
+    from projector_export import snapshot_checkpoints
+
+    folder = tmp_path / "r" / "checkpoints"
+    folder.mkdir(parents=True)
+    for step in (1, 3):
+        _tiny_model(step).save(folder / f"step_{step:06d}.keras")
+    good = (folder / "step_000001.keras").read_bytes()
+    (folder / "step_000002.keras").write_bytes(good[: len(good) // 2])
+    lines, passes = [], []
+
+    def finished() -> bool:
+        passes.append(len(passes))
+        if len(passes) == 3:  # a pass after the skip left the file alone; now it is rewritten whole
+            _tiny_model(2).save(folder / "step_000002.keras")
+        return len(passes) == 3
+
+    steps = snapshot_checkpoints(tmp_path, "r", _tiny_probe(), finished=finished, poll_seconds=0.01,
+                                 report=lines.append)
+    assert steps == [1, 3, 2]
+    skipped = [line for line in lines if line.startswith("Skipped")]
+    assert skipped == [f"Skipped {folder / 'step_000002.keras'}: not a complete .keras archive (truncated or "
+                       "corrupt); it is tried again if the file changes"]
+    assert exported_steps(tmp_path, "r", ["hidden", "class_weights"], ["separability/hidden"]) == {1, 2, 3}
+
+
+def test_a_replaced_run_is_exported_anew(tmp_path):
+    """The run is replaced while the sidecar follows it (as `projector-train --overwrite` does: a new training's
+    claim, new checkpoints at the same steps): the new run's checkpoints are exported, from the new model."""
+    import shutil
+
+    from projector_export import snapshot_checkpoints
+    from projector_export.run_claim import claim_run
+
+    folder = tmp_path / "r" / "checkpoints"
+    folder.mkdir(parents=True)
+    for step in (1, 2):
+        _tiny_model(step).save(folder / f"step_{step:06d}.keras")
+    claims, replaced, passes = [], [], []
+
+    def report(line: str) -> None:
+        if line.startswith("step 2: exported") and not replaced:  # the old run's last checkpoint: replace the run
+            shutil.rmtree(tmp_path / "r")
+            claims.append(claim_run(tmp_path, "r"))
+            folder.mkdir(parents=True, exist_ok=True)
+            for step in (1, 2):
+                _tiny_model(10 + step).save(folder / f"step_{step:06d}.keras")
+            replaced.append(line)
+
+    def finished() -> bool:
+        passes.append(len(passes))
+        return bool(replaced) or len(passes) > 500  # the pass after the replacement (or never replaced: give up)
+
+    try:
+        steps = snapshot_checkpoints(tmp_path, "r", _tiny_probe(), finished=finished, poll_seconds=0.01,
+                                     report=report)
+    finally:
+        for claim in claims:
+            claim.release()
+    assert steps == [1, 2, 1, 2]
+    client = ProjectorClient(tmp_path)
+    probe = _tiny_probe()
+    for step in (1, 2):
+        import keras
+
+        model = _tiny_model(10 + step)
+        hidden = keras.Model(model.inputs, model.get_layer("hidden").output).predict(probe.inputs, verbose=0)
+        np.testing.assert_allclose(client.tensor("r", f"hidden/step_{step:06d}"), hidden, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_watcher_with_one_line(tmp_path, signum):
+    """Ctrl-C or SIGTERM while it waits for more checkpoints: one line saying what it exported, exit 130 or 143."""
+    from _idx_files import tiny_set
+
+    tiny_set(tmp_path / "mnist", test=8)
+    folder = tmp_path / "logs" / "r" / "checkpoints"
+    folder.mkdir(parents=True)
+    _tiny_model(1, input_shape=(5, 3)).save(folder / "step_000001.keras")
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "training.watch", "--logdir", str(tmp_path / "logs"), "--run", "r", "--layers",
+         "hidden", "--probe-size", "6", "--data-dir", str(tmp_path / "mnist"), "--poll-seconds", "0.2"],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in watcher.stdout:
+            if line.startswith("step 1: exported"):
+                break
+        watcher.send_signal(signum)
+        out, err = watcher.communicate(timeout=60)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+    assert watcher.returncode == 128 + signum, err
+    what = "Ctrl-C \\(SIGINT\\)" if signum == signal.SIGINT else "SIGTERM"
+    assert re.fullmatch(rf"projector-watch: stopped by {what}: exported 1 checkpoint\(s\) \(steps 1\) in \d+ s; a "
+                        r"step cut short is exported again by the next projector-watch\. View them with: .*\n", err)

@@ -3,8 +3,9 @@
     projector-export-model --model logs/<run>/model.keras --logdir logs --run NAME [--layers A,B] [--probe-size N]
 
 Exports the layers (error-case metadata, the probe sprite and the class embedding) with the library's public
-`export_model_layers`, as the seeds' "restore the saved model and look at every layer". The MNIST side (reading
-the test images, the probe) lives here, in the training app; the library knows nothing of MNIST.
+`LayerSnapshotter` (what `export_model_layers` runs), as the seeds' "restore the saved model and look at every
+layer". The MNIST side (reading the test images, the probe) lives here, in the training app; the library knows
+nothing of MNIST.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from projector_export import (
     check_writable_dir,
     tensorboard_command,
 )
-from projector_export.cli import OneLineParser
+from projector_export.command_line import OneLineParser
 
 from .flags import add_probe_flags, add_verbose_flag
 from .mnist import load_mnist
@@ -45,37 +46,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     import_tensorflow_quietly(args.verbose)
-    import keras  # imported here: seconds to import, and --help must not wait for it
-
-    from projector_export import export_model_layers, resolve_layers, take_probe
+    from projector_export import LayerSnapshotter, check_probe, take_probe
 
     try:
         logdir = check_logdir(args.logdir)
         run_dir = logdir if args.run is None else os.path.join(logdir, check_run_name(args.run))
         check_writable_dir(run_dir, "--logdir")
-        if not os.path.isfile(args.model):
-            raise ValueError(f"--model {args.model!r} is not a file; expected a model saved by Keras, e.g. "
-                             f"logs/<run>/model.keras.")
-        try:
-            model = keras.models.load_model(args.model)
-        except (ValueError, OSError, TypeError) as error:
-            raise ValueError(f"Cannot load --model {args.model!r}: {error}. Expected a model saved by Keras "
-                             "(model.save('model.keras')).") from None
-        layers = args.layers
-        layers = resolve_layers(model, layers)
+        model = _load_model(args.model)
         data = load_mnist(args.data_dir)
         images, labels = take_probe(data.test_images, data.test_labels, args.probe_size)
         input_shape = tuple(model.inputs[0].shape[1:])
         if images.shape[1:] != input_shape and images[0].size == math.prod(input_shape):
             images = images.reshape((len(images), *input_shape))  # e.g. N×28×28 for a model taking N×28×28×1
+        probe = check_probe(images, labels, layers=args.layers, class_names=data.class_names)
+        snapshotter = LayerSnapshotter(model, probe, logdir, run=args.run)  # checks the layers against the model
     except (ValueError, TypeError, OSError) as error:  # raised by the reading and checking above only
         return parser.fail(error)
-    snapshotter = export_model_layers(model, images, labels, logdir, run=args.run, layers=layers,
-                                      class_names=data.class_names)
-    print(f"wrote {', '.join(snapshotter.layers)} of {args.model} on {len(images)} test images")
+    snapshotter.snapshot()
+    print(f"wrote {', '.join(snapshotter.plan.layers)} of {args.model} on {len(images)} test images")
     print(snapshotter.table())
     print(f"view it with: {tensorboard_command(logdir)}")
     return 0
+
+
+def _load_model(path: str):
+    """The Keras model saved at `path`; ValueError naming `--model` when there is none."""
+    import keras  # imported here: seconds to import, and --help must not wait for it
+
+    if not os.path.isfile(path):
+        raise ValueError(f"--model {path!r} is not a file; expected a model saved by Keras, e.g. "
+                         f"logs/<run>/model.keras.")
+    try:
+        return keras.models.load_model(path)
+    except (ValueError, OSError, TypeError) as error:
+        raise ValueError(f"Cannot load --model {path!r}: {error}. Expected a model saved by Keras "
+                         "(model.save('model.keras')).") from None
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from projector_export import DEFAULT_PROBE_SIZE, MIN_PROBE_SIZE
-from projector_export.cli import int_at_least
+from projector_export.command_line import int_at_least
 
 from .mnist import ENV_VAR
 

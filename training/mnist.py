@@ -167,21 +167,34 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> tuple[Path, s
 
 
 def download() -> Path:
-    """Downloads (once) the four .gz files from MIRROR_URL into Keras' cache; returns their directory."""
+    """Downloads (once) the four .gz files from MIRROR_URL into Keras' cache; returns their directory.
+
+    A failed download (no network, say) is one `MnistFormatError` saying where the files were looked for and the fix.
+    """
     from keras.utils import get_file  # imported here: Keras start-up costs seconds and is needed only here
 
-    paths = [
-        Path(
-            get_file(
-                fname=f"{name}.gz",
-                origin=f"{MIRROR_URL}{name}.gz",
-                file_hash=MIRROR_GZ_SHA256[name],
-                hash_algorithm="sha256",
-                cache_subdir=CACHE_SUBDIR,
+    try:
+        paths = [
+            Path(
+                get_file(
+                    fname=f"{name}.gz",
+                    origin=f"{MIRROR_URL}{name}.gz",
+                    file_hash=MIRROR_GZ_SHA256[name],
+                    hash_algorithm="sha256",
+                    cache_subdir=CACHE_SUBDIR,
+                )
             )
-        )
-        for name in FILE_NAMES
-    ]
+            for name in FILE_NAMES
+        ]
+    except Exception as error:  # get_file raises a bare Exception for a failed download, ValueError for a bad hash
+        cache = Path(os.environ.get("KERAS_HOME") or Path("~/.keras").expanduser(), CACHE_SUBDIR)
+        reason = " ".join(str(error).split())
+        raise MnistFormatError(
+            f"No MNIST files: neither --data-dir nor {ENV_VAR} is set, Keras' cache {cache} does not hold them, and "
+            f"downloading them from {MIRROR_URL} failed ({reason}). Fix: pass --data-dir (or set {ENV_VAR}) to a "
+            f"directory holding {', '.join(FILE_NAMES)} (each may be gzipped as NAME.gz), or run again with internet "
+            "access to let Keras download them."
+        ) from None
     return paths[0].parent
 
 

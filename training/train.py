@@ -1,12 +1,15 @@
 """`projector-train`: trains a seed network on MNIST with Keras and logs one TensorBoard run.
 
-`main()` only parses flags into a `TrainConfig` and calls `train_and_evaluate(config)`; the work lives in
-importable functions. A run is ONE directory `<logdir>/<run>/` holding the event files (scalars `train/loss`,
-`train/accuracy`, `test/loss`, `test/accuracy`, `learning_rate`) and the trained `model.keras`.
+As Flax's MNIST example, `main()` only parses flags into a `TrainConfig` and calls `train_and_evaluate`; the work
+lives in importable functions: `prepare_run` checks everything once, then claims the run (one training per run:
+`projector_export.run_claim`), `train_and_evaluate` writes the run and releases it. A run is ONE directory
+`<logdir>/<run>/` holding the event files (scalars `train/loss`, `train/accuracy`, `test/loss`, `test/accuracy`,
+`learning_rate`) and the trained `model.keras`.
 
 To add a feature that runs during training (snapshots, images, ...): add its settings as `TrainConfig` fields,
 its flags in `build_parser()` (the flag's `dest` must equal the field name), and its callback in
-`build_callbacks()`, one line each.
+`build_callbacks()`, one line each; a check of its settings that needs the data or the model goes in
+`prepare_run`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import dataclasses
 import datetime
 import math
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,9 +33,12 @@ from projector_export import (
     check_logdir,
     check_run_name,
     check_writable_dir,
+    safe_paths,
     tensorboard_command,
 )
-from projector_export.cli import OneLineParser, int_at_least
+from projector_export.command_line import EXIT_FAILURE, OneLineParser, Stopped, int_at_least, stop_on_signals
+from projector_export.errors import no_space_error
+from projector_export.run_claim import CLAIM_FILENAME, RunClaim, check_unclaimed, claim_run
 
 from . import distribute
 from .flags import add_probe_flags, add_verbose_flag
@@ -47,10 +52,9 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-    from projector_export import ImageLogger, SharedScores
+    from projector_export import Probe
 
 MODEL_FILENAME = "model.keras"
-CHECKPOINTS_DIRNAME = "checkpoints"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +103,22 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PreparedRun:
+    """A run checked and ready to train: its settings (run name decided), the data, the strategy, the model (built
+    once, in the strategy's scope), the snapshots' probe and the run's claim (held until `train_and_evaluate` ends;
+    the run directory holds nothing else yet)."""
+
+    config: TrainConfig
+    run_dir: Path
+    data: MnistData
+    chief: bool  # False: a multi-worker worker other than the chief, which writes nothing
+    strategy: tf.distribute.Strategy
+    model: keras.Model
+    probe: Probe | None  # the snapshots' probe, checked against the model; None: no snapshots (or not the chief)
+    claim: RunClaim | None = None  # this process's claim on the run (None: not the chief, which writes nothing)
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainResult:
     """What a run produced: its directory, the final test figures, the trained model and the callbacks it ran
     (`build_callbacks`' and the caller's: e.g. the `EmbeddingSnapshots` whose `snapshotter.records` say what each
@@ -117,124 +137,123 @@ def default_run_name(model: str, now: datetime.datetime | None = None) -> str:
     return f"{model}-{(now or datetime.datetime.now()):%Y%m%d-%H%M%S}"
 
 
-def build_callbacks(
-    config: TrainConfig, run_dir: Path, data: MnistData, writer: tf.summary.SummaryWriter
-) -> list[keras.callbacks.Callback]:
-    """The callbacks of a run, in order. Features that run during training add one line here.
+def prepare_run(config: TrainConfig, data: MnistData | None = None) -> PreparedRun:
+    """Checks everything a run reads and writes, once, before anything is written; builds the model once; then
+    claims the run (emptied first with `overwrite`): the claim is held until `train_and_evaluate` ends.
 
     Args:
-        config: the run's settings.
-        run_dir: the run's directory (exists, empty or owned by this run).
-        data: the training and test data (e.g. test images to snapshot activations of).
-        writer: the run's one `tf.summary` writer; write summaries with it so that a run has one event file.
-    """
-    from projector_export import SharedScores
-
-    from .callbacks import PeriodicCheckpoints, StopAtStep, TensorBoardScalars
-    from .divergence import StopOnDivergence
-
-    shared = SharedScores()  # the snapshots' forward pass of the probe, reused by the pictures on the same step
-    return [
-        StopOnDivergence(config.learning_rate),
-        StopAtStep(config.steps),
-        TensorBoardScalars(writer, log_every=config.log_every),
-        *_snapshot_callbacks(config, run_dir, data, writer, shared),
-        *([_image_logger(config, data, writer, shared)] if config.images_every else []),
-        *([PeriodicCheckpoints(run_dir / CHECKPOINTS_DIRNAME, config.checkpoint_every, keep=config.keep_checkpoints,
-                               total_steps=config.steps)] if config.checkpoint_every else []),
-    ]
-
-
-def _image_logger(
-    config: TrainConfig, data: MnistData, writer: tf.summary.SummaryWriter, shared: SharedScores | None = None
-) -> ImageLogger:
-    """Filters, feature maps, confusion matrix, misclassified, Grad-CAM on the whole test set; patterns at the end."""
-    from projector_export import ImageLogger
-
-    return ImageLogger(
-        writer, data.test_images, data.test_labels, every=config.images_every, grad_cam_images=config.images_samples,
-        misclassified=config.images_samples, class_names=data.class_names, batch_size=config.eval_batch_size,
-        shared_scores=shared,
-    )
-
-
-def _check_snapshot_settings(config: TrainConfig, data: MnistData) -> None:
-    """Probe size and layer names, checked before the run directory is made (a typo leaves nothing behind)."""
-    from projector_export import resolve_layers, take_probe
-
-    from .models import build_model
-
-    if config.snapshot_every:
-        take_probe(data.test_images, data.test_labels, config.probe_size)
-        if config.layers is not None:
-            resolve_layers(build_model(config.model, data.image_shape, data.num_classes), config.layers)
-
-
-def _snapshot_callbacks(
-    config: TrainConfig, run_dir: Path, data: MnistData, writer: tf.summary.SummaryWriter,
-    shared: SharedScores | None = None,
-) -> list[keras.callbacks.Callback]:
-    """Layer snapshots of the first `probe_size` test images into this run (none when `snapshot_every` is 0)."""
-    from projector_export import EmbeddingSnapshots, take_probe
-
-    if not config.snapshot_every:
-        return []
-    images, labels = take_probe(data.test_images, data.test_labels, config.probe_size)
-    return [EmbeddingSnapshots(
-        images, labels, run_dir.parent, run=run_dir.name, every=config.snapshot_every, layers=config.layers,
-        class_names=data.class_names, total_steps=config.steps, writer=writer, shared_scores=shared,
-    )]
-
-
-def train_and_evaluate(
-    config: TrainConfig,
-    *,
-    data: MnistData | None = None,
-    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
-) -> TrainResult:
-    """Trains `config.model` for exactly `config.steps` optimizer steps and evaluates it on the test set.
-
-    Args:
-        config: the run's settings.
+        config: the run's settings; without a run name it gets `default_run_name` (here, once).
         data: MNIST already in memory; None to load it from `config.data_dir` (see `training.mnist`).
-        extra_callbacks: more Keras callbacks, run after those of `build_callbacks` (benchmarks, tests).
+
+    Raises:
+        FileExistsError: the run directory holds another run (and not `overwrite`).
+        RunInUseError: another training writes the run now (`overwrite` or not).
+        PermissionError: the run directory (or the log dir) is a link or another user's (`safe_paths`).
+        ValueError, TypeError: a wrong setting, log dir, data file, layer name or probe size; the message names it
+            and the fix.
     """
     import keras
     import tensorflow as tf
 
-    from .callbacks import StopAtStep
     from .models import build_model, compile_model
 
-    config = dataclasses.replace(config, run=config.run or default_run_name(config.model))  # one name throughout
-    run_dir = run_directory(config)
-    cluster = distribute.check_strategy(config.strategy, config.cpu_replicas)  # before anything is written
-    if cluster.is_chief:
-        data = check_run(config, data)
-        prepare_run_dir(run_dir, config.overwrite)
-    elif data is None:
-        data = load_mnist(config.data_dir)
+    config = dataclasses.replace(config, run=config.run or default_run_name(config.model))
+    run_dir = Path(config.logdir) / config.run
+    chief = distribute.check_strategy(config.strategy, config.cpu_replicas).is_chief
+    if chief:  # a worker other than the chief writes nothing, so only the chief checks the run directory
+        check_logdir(config.logdir)
+        check_writable_dir(run_dir, "--logdir")
+        _refuse_existing(run_dir, config.overwrite)  # before loading data: fail fast, leave nothing behind
+    data = load_mnist(config.data_dir) if data is None else data
+    if config.batch_size > len(data.train_images):
+        raise ValueError(f"batch_size={config.batch_size} is larger than the {len(data.train_images)} training "
+                         f"images; expected at most {len(data.train_images)}.")
     strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
-
     with strategy.scope():
         model = compile_model(build_model(config.model, data.image_shape, data.num_classes), config.learning_rate)
+    probe = _snapshot_probe(config, data, model) if chief and config.snapshot_every else None
+    claim = _claim(config, run_dir) if chief else None
+    return PreparedRun(config, run_dir, data, chief, strategy, model, probe, claim)
+
+
+def _snapshot_probe(config: TrainConfig, data: MnistData, model: keras.Model) -> Probe:
+    """The first `probe_size` test images, checked with the layer names against the model (`plan_snapshots`)."""
+    from projector_export import check_probe, plan_snapshots, take_probe
+
+    images, labels = take_probe(data.test_images, data.test_labels, config.probe_size)
+    probe = check_probe(images, labels, layers=config.layers, class_names=data.class_names)
+    plan_snapshots(model, probe)
+    return probe
+
+
+def build_callbacks(run: PreparedRun, writer: tf.summary.SummaryWriter) -> list[keras.callbacks.Callback]:
+    """The callbacks of a run, in order. Features that run during training add one line here.
+
+    Args:
+        run: the checked run (its settings, data, model, the snapshots' probe).
+        writer: the run's one `tf.summary` writer; write summaries with it so that a run has one event file.
+    """
+    from projector_export import EmbeddingSnapshots, ImageLogger, SharedScores
+
+    from .callbacks import PeriodicCheckpoints, StopAtStep, TensorBoardScalars
+    from .divergence import StopOnDivergence
+
+    config, data = run.config, run.data
+    where = dict(run=config.run, writer=writer)
+    shared = SharedScores()  # the snapshots' forward pass of the probe, reused by the pictures on the same step
+    return [
+        StopOnDivergence(config.learning_rate),
+        StopAtStep(config.steps),
+        TensorBoardScalars(config.logdir, config.log_every, **where),
+        *([EmbeddingSnapshots(run.probe, None, config.logdir, every=config.snapshot_every, total_steps=config.steps,
+                              shared_scores=shared, **where)] if run.probe is not None else []),
+        *([ImageLogger(data.test_images, data.test_labels, config.logdir, every=config.images_every,
+                       grad_cam_images=config.images_samples, misclassified=config.images_samples,
+                       class_names=data.class_names, batch_size=config.eval_batch_size, shared_scores=shared,
+                       **where)] if config.images_every else []),
+        *([PeriodicCheckpoints(config.logdir, config.checkpoint_every, run=config.run, keep=config.keep_checkpoints,
+                               total_steps=config.steps)] if config.checkpoint_every else []),
+    ]
+
+
+def train_and_evaluate(
+    run: TrainConfig | PreparedRun,
+    *,
+    data: MnistData | None = None,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> TrainResult:
+    """Trains the model for exactly `config.steps` optimizer steps and evaluates it on the test set.
+
+    Args:
+        run: the run's settings, checked here by `prepare_run`, or a run `prepare_run` has checked already.
+        data: with settings, MNIST already in memory; None to load it from `config.data_dir`.
+        extra_callbacks: more Keras callbacks, run after those of `build_callbacks` (benchmarks, tests).
+    """
+    run = prepare_run(run, data) if isinstance(run, TrainConfig) else run
+    try:
+        return _train(run, extra_callbacks)
+    finally:
+        if run.claim is not None:
+            run.claim.release(every_holder=True)  # the training is over, whatever its callbacks saw
+
+
+def _train(run: PreparedRun, extra_callbacks: Sequence[keras.callbacks.Callback]) -> TrainResult:
+    """`train_and_evaluate` of a prepared (and, on the chief, claimed) run."""
+    from projector_export.events import summary_writer
+
+    from .callbacks import StopAtStep, save_model
+
+    config, model = run.config, run.model
     if config.strategy != "default":
-        print(distribute.describe(strategy, config.batch_size))
-    train, test = _train_dataset(data, config.batch_size, config.seed), _test_dataset(data, config.eval_batch_size)
-    validation_steps = None
-    if distribute.is_multi_worker(strategy):
-        distribute.prepare_multi_worker(model, strategy)
-        validation_steps = math.ceil(len(data.test_images) / config.eval_batch_size)
-        train = distribute.distribute_dataset(strategy, train)
-        test = distribute.distribute_dataset(strategy, test.repeat())
+        print(distribute.describe(run.strategy, config.batch_size))
+    train, test, validation_steps = _datasets(run)
     steps_per_epoch = min(config.eval_every, config.steps)
     # Only the chief writes the run; the other workers take the same steps and write nothing.
-    writer = tf.summary.create_file_writer(str(run_dir)) if cluster.is_chief else None
-    callbacks = (StopAtStep(config.steps),)
-    if writer:
-        callbacks = (*build_callbacks(config, run_dir, data, writer), *extra_callbacks)
+    writer = summary_writer(run.run_dir) if run.chief else None
+    callbacks = (*build_callbacks(run, writer), *extra_callbacks) if writer else (StopAtStep(config.steps),)
     try:
         history = model.fit(
             train,
@@ -243,75 +262,77 @@ def train_and_evaluate(
             validation_data=test,
             validation_steps=validation_steps,
             callbacks=list(callbacks),
-            verbose=_verbosity(config.verbose) if cluster.is_chief else 0,
+            verbose=_verbosity(config.verbose) if run.chief else 0,
             shuffle=False,  # the data set shuffles itself
         )
     finally:
         if writer:
             writer.close()
-    if cluster.is_chief:
-        _save_model(model, run_dir / MODEL_FILENAME)
+    if run.chief:
+        save_model(model, run.run_dir / MODEL_FILENAME)
     return TrainResult(
-        run_dir=run_dir,
+        run_dir=run.run_dir,
         steps=int(model.optimizer.iterations.numpy()),
         test_loss=float(history.history["val_loss"][-1]),
         test_accuracy=float(history.history["val_accuracy"][-1]),
         model=model,
         callbacks=callbacks,
-        chief=cluster.is_chief,
+        chief=run.chief,
     )
 
 
-def run_directory(config: TrainConfig) -> Path:
-    """`<logdir>/<run>`; without a run name, one made of the model's name and the time (see `default_run_name`)."""
-    return Path(config.logdir) / (config.run or default_run_name(config.model))
-
-
-def check_run(config: TrainConfig, data: MnistData | None = None) -> MnistData:
-    """Checks everything a run reads and writes before anything is written; returns the data (read if None).
-
-    Raises:
-        FileExistsError: the run directory holds another run (and not `overwrite`).
-        ValueError, TypeError: a wrong setting, log dir or data file; the message names it and the fix.
-    """
-    run_dir = run_directory(config)
-    check_logdir(config.logdir)
-    check_writable_dir(run_dir, "--logdir")
-    _refuse_existing(run_dir, config.overwrite)  # before loading data: fail fast, leave nothing behind
-    if data is None:
-        data = load_mnist(config.data_dir)
-    if config.batch_size > len(data.train_images):
-        raise ValueError(
-            f"batch_size={config.batch_size} is larger than the {len(data.train_images)} training images; "
-            f"expected at most {len(data.train_images)}."
-        )
-    _check_snapshot_settings(config, data)
-    return data
-
-
-def prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
-    """Creates the run directory; an existing non-empty one is refused, or emptied when `overwrite`."""
-    _refuse_existing(run_dir, overwrite)
-    if run_dir.exists() and overwrite:
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+def _claim(config: TrainConfig, run_dir: Path) -> RunClaim:
+    """Claims the run (refused if another training holds it), then empties it with `overwrite`, or refuses it if it
+    holds another run's files (checked again now that the claim is held: two trainings started at once)."""
+    claim = claim_run(config.logdir, config.run)
+    try:
+        if config.overwrite:
+            claim.clear()
+        elif not claim.is_empty():
+            raise FileExistsError(_holds_files(run_dir))
+    except BaseException:
+        claim.release()
+        raise
+    return claim
 
 
 def _refuse_existing(run_dir: Path, overwrite: bool) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
+    """Refuses, before any work, a run directory that is not ours to write (a link, another user's: `safe_paths`),
+    one another training writes now, or (without `overwrite`) one holding another run's files."""
+    if os.path.lexists(run_dir) and not os.path.islink(run_dir) and not run_dir.is_dir():
         raise FileExistsError(f"Run directory {run_dir} exists and is not a directory. Fix: choose another --run.")
-    if not overwrite and run_dir.is_dir() and any(run_dir.iterdir()):
-        raise FileExistsError(
-            f"Run directory {run_dir} already holds files of another run; refusing to mix two runs. "
-            f"Fix: choose another --run name, or pass --overwrite to delete it first."
-        )
+    if os.path.lexists(run_dir.parent):
+        safe_paths.check_logdir_folder(str(run_dir.parent))
+    if not os.path.lexists(run_dir):
+        return
+    safe_paths.check_folder(str(run_dir))
+    check_unclaimed(run_dir)
+    if not overwrite and any(name != CLAIM_FILENAME for name in os.listdir(run_dir)):
+        raise FileExistsError(_holds_files(run_dir))
+
+
+def _holds_files(run_dir: Path) -> str:
+    return (f"Run directory {run_dir} already holds files of another run; refusing to mix two runs. "
+            f"Fix: choose another --run name, or pass --overwrite to delete it first.")
+
+
+def _datasets(run: PreparedRun) -> tuple[tf.data.Dataset, tf.data.Dataset, int | None]:
+    """The training and test datasets as `fit` takes them, and the validation steps (None: the whole test set)."""
+    config, data = run.config, run.data
+    train, test = _train_dataset(data, config.batch_size, config.seed), _test_dataset(data, config.eval_batch_size)
+    if not distribute.is_multi_worker(run.strategy):
+        return train, test, None
+    distribute.prepare_multi_worker(run.model, run.strategy)
+    validation_steps = math.ceil(len(data.test_images) / config.eval_batch_size)
+    return (distribute.distribute_dataset(run.strategy, train),
+            distribute.distribute_dataset(run.strategy, test.repeat()), validation_steps)
 
 
 def _train_dataset(data: MnistData, batch_size: int, seed: int | None) -> tf.data.Dataset:
     """Shuffled, repeating batches of equal size: `steps` batches are exactly `steps` optimizer steps.
 
-    Shuffles indices and gathers whole batches (half the input cost of shuffling image by image).
+    Shuffles indices and gathers whole batches (half the input cost of shuffling image by image). Without tf.data's
+    autotuning (`_without_autotune`).
     """
     import tensorflow as tf
 
@@ -324,26 +345,33 @@ def _train_dataset(data: MnistData, batch_size: int, seed: int | None) -> tf.dat
         .batch(batch_size, drop_remainder=True)
         .map(lambda indices: (tf.gather(images, indices), tf.gather(labels, indices)))
         .prefetch(tf.data.AUTOTUNE)
+        .with_options(_without_autotune())
     )
 
 
 def _test_dataset(data: MnistData, batch_size: int) -> tf.data.Dataset:
     import tensorflow as tf
 
-    return tf.data.Dataset.from_tensor_slices((data.test_images, data.test_labels)).batch(batch_size)
+    dataset = tf.data.Dataset.from_tensor_slices((data.test_images, data.test_labels)).batch(batch_size)
+    return dataset.with_options(_without_autotune())
+
+
+def _without_autotune() -> tf.data.Options:
+    """tf.data options without the autotuning model, whose thread an iterator's destructor waits for: the thread
+    sleeps out its optimisation period (which grows to a minute) without seeing the iterator's cancellation, so a
+    finished training took up to that long to exit. These pipelines have nothing for it to tune (no parallel map
+    or interleave); `prefetch(AUTOTUNE)` still sizes its buffer itself."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def _verbosity(verbose: int | None) -> int:
     if verbose is not None:
         return verbose
     return 1 if sys.stdout.isatty() else 2
-
-
-def _save_model(model: keras.Model, path: Path) -> None:
-    """Saves through a temporary file and a rename, so `model.keras` is never half-written."""
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")  # Keras requires the .keras suffix
-    model.save(temporary)
-    os.replace(temporary, path)
 
 
 def build_parser() -> OneLineParser:
@@ -409,31 +437,60 @@ _VERBOSE = "verbose_tensorflow"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`projector-train`: input errors are one line on stderr and exit status 2, before anything is written."""
+    """`projector-train`: parses the flags and calls `train_and_evaluate`. Input errors (found by `prepare_run`,
+    before anything is written) and a diverging training are one line on stderr and exit status 2; a full disk one
+    line and exit status 1; Ctrl-C or SIGTERM one line and exit status 130 or 143 (the run keeps what was written
+    until then, and is released)."""
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     import_tensorflow_quietly(args.pop(_VERBOSE))
-    try:
-        config = TrainConfig(**args)
-        config = dataclasses.replace(config, run=config.run or default_run_name(config.model))
-        # A worker other than the chief writes nothing, so only the chief checks the run directory.
-        chief = distribute.check_strategy(config.strategy, config.cpu_replicas).is_chief
-        data = check_run(config) if chief else load_mnist(config.data_dir)
-    except (ValueError, TypeError, OSError) as error:  # raised by the checks above only: input problems
-        sys.exit(parser.fail(error))
-    from .divergence import TrainingDiverged
-
-    try:
-        result = train_and_evaluate(config, data=data)
-    except TrainingDiverged as error:  # a consequence of the settings (the learning rate): one line too
-        sys.exit(parser.fail(error))
+    with stop_on_signals():
+        try:
+            run = prepare_run(TrainConfig(**args))
+        except (ValueError, TypeError, OSError) as error:  # raised by the checks only: input problems
+            sys.exit(parser.fail(error))
+        except Stopped as stop:
+            print(f"{parser.prog}: stopped by {stop.what} before training began; nothing was written.", file=sys.stderr)
+            return stop.exit_status
+        result = _train_or_explain(parser, run)
+    if isinstance(result, int):
+        return result
     print(f"Final test accuracy after {result.steps} steps: {result.test_accuracy:.2%} (loss {result.test_loss:.4f})")
     if not result.chief:
         print(f"This worker wrote nothing: the chief writes {result.run_dir}")
         return 0
     print(f"Saved {result.run_dir / MODEL_FILENAME}")
-    print(f"View it with: {tensorboard_command(config.logdir)}")
+    print(f"View it with: {tensorboard_command(run.config.logdir)}")
     return 0
+
+
+def _train_or_explain(parser: OneLineParser, run: PreparedRun) -> TrainResult | int:
+    """`train_and_evaluate(run)`, or the exit status after one line on stderr saying why it stopped."""
+    from .divergence import TrainingDiverged
+
+    try:
+        return train_and_evaluate(run)
+    except TrainingDiverged as error:  # a consequence of the settings (the learning rate): one line too
+        sys.exit(parser.fail(error))
+    except Stopped as stop:
+        print(f"{parser.prog}: stopped by {stop.what} {_progress(run)}; {run.run_dir} keeps what was written until "
+              f"then. View it with: {tensorboard_command(run.config.logdir)}", file=sys.stderr)
+        return stop.exit_status
+    except Exception as error:  # a full disk, whichever write found it (the exporter, Keras, tf.summary)
+        outcome = (f"the training stopped {_progress(run)}; what the run held before is intact and the failed "
+                   "write's files were removed. Free some space there, then train again (--overwrite), or into a log "
+                   "dir on another disk.")
+        no_space = no_space_error(error, str(run.run_dir), outcome)
+        if no_space is None:
+            raise
+        print(f"{parser.prog}: error: {no_space}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _progress(run: PreparedRun) -> str:
+    """"after step 140 of 300" (the optimizer's step), and whether model.keras was saved."""
+    saved = "" if (run.run_dir / MODEL_FILENAME).exists() else f", {MODEL_FILENAME} not saved"
+    return f"after step {int(run.model.optimizer.iterations.numpy())} of {run.config.steps}{saved}"
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ It follows `<logdir>/<run>/checkpoints/step_<N>.keras` (`projector-train --check
 that saves such files) and exports, for each checkpoint in step order, the chosen layers on the first
 `--probe-size` test images as `<layer>/step_<N>`, with the same metadata, class embedding and `separability/<layer>`
 scalars as the in-training snapshots, into the same run. The training pays nothing for the snapshots. It waits for
-the run and its checkpoints to appear, skips the steps the run already holds (restartable), and stops at
-`--until-step` or once the training's final `model.keras` exists and every checkpoint is exported.
+the run and its checkpoints to appear, skips the steps the run already holds (restartable), skips a checkpoint Keras
+cannot load (until it changes), exports a run replaced by a new training anew, and stops at `--until-step` or once
+the training's final `model.keras` exists and every checkpoint is exported. Ctrl-C or SIGTERM stops it with one line
+saying what it exported (exit status 130 or 143).
 
 Example (beside a running `projector-train --run r1 --checkpoint-every 500 --snapshot-every 0`):
     projector-watch --logdir logs --run r1 --layers conv2,fc1 --probe-size 1000
@@ -18,11 +20,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from projector_export.cli import OneLineParser, int_at_least
+from projector_export.command_line import OneLineParser, Stopped, int_at_least, stop_on_signals
 
 from .flags import add_probe_flags, add_verbose_flag
 from .tensorflow_logs import import_tensorflow_quietly
-from .train import CHECKPOINTS_DIRNAME, MODEL_FILENAME
+from .train import MODEL_FILENAME
 
 DEFAULT_POLL_SECONDS = 5.0
 
@@ -36,69 +38,19 @@ def watch(
     data_dir: str | None = None,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     until_step: int | None = None,
+    exported: list[int] | None = None,
 ) -> list[int]:
-    """Exports every checkpoint of `<logdir>/<run>` not exported yet; returns the steps exported by this call."""
-    import keras
-    import tensorflow as tf
-
-    from projector_export.naming import CLASS_EMBEDDING_NAME, separability_tag
-    from projector_export.snapshots import DEFAULT_PROBE_SIZE, LayerSnapshotter, take_probe
-    from projector_export.watch import checkpoint_steps, exported_steps, follow_checkpoints
+    """Exports every checkpoint of `<logdir>/<run>` not exported yet; returns the steps exported by this call (also
+    appended to `exported` as they are, when given)."""
+    from projector_export import DEFAULT_PROBE_SIZE, check_probe, snapshot_checkpoints, take_probe
 
     from .mnist import load_mnist
 
     data = load_mnist(data_dir)
     images, labels = take_probe(data.test_images, data.test_labels, probe_size or DEFAULT_PROBE_SIZE)
-    run_dir = Path(logdir) / run
-    checkpoints = run_dir / CHECKPOINTS_DIRNAME
-    writer = None
-    names: list[str] | None = None  # tensor names (before "/step_") every exported step holds
-    scalar_tags: list[str] = []
-
-    def export(step: int, path: Path) -> None:
-        nonlocal writer
-        if not path.exists():
-            raise FileNotFoundError(path)
-        model = keras.models.load_model(path, compile=False)
-        snapshotter = LayerSnapshotter(model, images, labels, logdir, run=run, layers=layers,
-                                       class_names=data.class_names)
-        if writer is None:  # the run directory exists: the training made it
-            writer = tf.summary.create_file_writer(str(run_dir))
-        digits = len(path.stem.rsplit("_", 1)[-1])
-        record = snapshotter.snapshot(step, 10**digits - 1, writer)  # the checkpoint's own zero-padding
-        with writer.as_default(step=step):
-            for layer, value in record.separability.items():
-                tf.summary.scalar(separability_tag(layer), value)
-        writer.flush()
-        values = "  ".join(f"{layer} {value:.4f}" for layer, value in record.separability.items())
-        print(f"step {step}: exported {', '.join(snapshotter.layers)} in {record.seconds:.1f} s; separability {values}",
-              flush=True)
-
-    def done(step: int) -> bool:
-        nonlocal names, scalar_tags
-        if names is None:  # the layers and the class embedding a snapshot of this model writes
-            model = keras.models.load_model(checkpoint_steps(checkpoints)[step], compile=False)
-            snapshotter = LayerSnapshotter(model, images, labels, logdir, run=run, layers=layers,
-                                           class_names=data.class_names)
-            has_classes = int(model.outputs[0].shape[-1]) == len(data.class_names)
-            names = [*snapshotter.layers, *([CLASS_EMBEDDING_NAME] if has_classes else [])]
-            scalar_tags = [separability_tag(layer) for layer in snapshotter.layers]
-            previous = exported_steps(logdir, run, names, scalar_tags)
-            names_done.update(previous)
-            if previous:
-                print(f"Already exported: steps {', '.join(map(str, sorted(previous)))}", flush=True)
-        return step in names_done
-
-    names_done: set[int] = set()
-    print(f"Watching {checkpoints} (every {poll_seconds:g} s)", flush=True)
-    try:
-        return follow_checkpoints(
-            checkpoints, export, done=done, finished=(run_dir / MODEL_FILENAME).exists, until_step=until_step,
-            poll_seconds=poll_seconds,
-        )
-    finally:
-        if writer is not None:
-            writer.close()
+    probe = check_probe(images, labels, layers=layers, class_names=data.class_names)
+    return snapshot_checkpoints(logdir, run, probe, finished=(Path(logdir) / run / MODEL_FILENAME).exists,
+                                until_step=until_step, poll_seconds=poll_seconds, exported=exported)
 
 
 def build_parser() -> OneLineParser:
@@ -125,19 +77,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.poll_seconds > 0:
         parser.error(f"--poll-seconds must be > 0, received {args.poll_seconds}")
     import_tensorflow_quietly(args.verbose)
-    start = time.monotonic()
-    try:
-        steps = watch(args.logdir, args.run, layers=args.layers, probe_size=args.probe_size, data_dir=args.data_dir,
-                      poll_seconds=args.poll_seconds, until_step=args.until_step)
-    except (ValueError, TypeError, OSError) as error:  # unknown layer, probe size, MNIST files: one line
-        sys.exit(parser.fail(error))
     from projector_export import tensorboard_command
 
-    print(f"Exported {len(steps)} checkpoint(s) in {time.monotonic() - start:.0f} s. "
-          f"View them with: {tensorboard_command(args.logdir)}")
-
-
+    start, steps = time.monotonic(), []
+    with stop_on_signals():
+        try:
+            watch(args.logdir, args.run, layers=args.layers, probe_size=args.probe_size, data_dir=args.data_dir,
+                  poll_seconds=args.poll_seconds, until_step=args.until_step, exported=steps)
+        except (ValueError, TypeError, OSError) as error:  # unknown layer, probe size, MNIST files: one line
+            sys.exit(parser.fail(error))
+        except Stopped as stop:
+            print(f"{parser.prog}: stopped by {stop.what}: {_exported(steps, start)}; a step cut short is exported "
+                  f"again by the next projector-watch. View them with: {tensorboard_command(args.logdir)}",
+                  file=sys.stderr)
+            return stop.exit_status
+    print(f"{_exported(steps, start).capitalize()}. View them with: {tensorboard_command(args.logdir)}")
     return 0
+
+
+def _exported(steps: list[int], start: float) -> str:
+    """"exported 2 checkpoint(s) (steps 10, 20) in 14 s"."""
+    which = f" (steps {', '.join(map(str, steps))})" if steps else ""
+    return f"exported {len(steps)} checkpoint(s){which} in {time.monotonic() - start:.0f} s"
 
 
 if __name__ == "__main__":

@@ -9,20 +9,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from projector_export.class_scores import class_probabilities
 from projector_export.defaults import DEFAULT_IMAGES_EVERY
 from projector_export.images import render
 from projector_export.images.confusion import confusion_matrix, markdown_table, worst_misclassified
 from projector_export.images.filter_patterns import filter_patterns
 from projector_export.images.grad_cam import grad_cam
-from projector_export.model_layers import (
-    SharedScores,
-    class_probabilities,
-    conv_layers,
-    extractor,
-    feature_map_layers,
-    predict_scores,
-)
-from projector_export.schedule import is_due, optimizer_step
+from projector_export.keras_internals import extractor
+from projector_export.model_layers import conv_layers, feature_map_layers
+from projector_export.periodic import PeriodicCallback
+from projector_export.prediction import SharedScores, check_shared_scores, predict_scores
 from projector_export.validation import check_int
 
 TAG_FILTERS = "filters"  # + "/<conv layer>"
@@ -37,7 +33,7 @@ CAPTIONED_TILE = 80
 """Smallest side of the digit tiles that carry a caption (misclassified, Grad-CAM)."""
 
 
-class ImageLogger(keras.callbacks.Callback):
+class ImageLogger(PeriodicCallback):
     """Logs filters, feature maps, confusion matrix, misclassified images, Grad-CAM and filter patterns.
 
     Writes TensorBoard images (and the confusion matrix as a Markdown table in the TEXT tab) into the
@@ -49,14 +45,15 @@ class ImageLogger(keras.callbacks.Callback):
     output gives class scores: logits, or probabilities when it ends in a softmax (`class_probabilities`).
 
     Args:
-        writer: the run's ``tf.summary`` writer (shared with other callbacks, flushed but not closed here), or
-            the run's directory ``<logdir>/<run>``, for which a writer is created when first needed.
         images: test images exactly as the model takes them (``N×H×W`` or ``N×H×W×C``, any dtype); their min
             and max are the display range (and the range of filter patterns).
         labels: ``N`` integer class labels.
+        logdir: the TensorBoard log directory.
+        run: the training's run directory name inside `logdir` (None: `logdir` itself is the run).
+        writer: the run's ``tf.summary`` writer, to share one event file with other callbacks (flushed, not closed
+            here); default: one of its own in the run directory, created when first needed.
         every: optimizer steps between pictures (besides those at the start and the end of training); 0: off, no
-            picture at all, as `projector-train --images-every 0`. A period longer than the training gives the
-            first and last pictures only.
+            picture at all. A period longer than the training gives the first and last pictures only.
         feature_map_images: how many of the first test images feature maps are drawn for (one grid each).
         grad_cam_images: how many of the first test images get a Grad-CAM overlay.
         misclassified: how many of the most confidently misclassified test images to show.
@@ -71,16 +68,18 @@ class ImageLogger(keras.callbacks.Callback):
     Example:
 
     ```python
-    model.fit(x_train, y_train, callbacks=[ImageLogger("logs/run1", x_test, y_test, every=2000)])
+    model.fit(x_train, y_train, callbacks=[ImageLogger(x_test, y_test, "logs", run="run1", every=2000)])
     ```
     """
 
     def __init__(
         self,
-        writer: tf.summary.SummaryWriter | str | os.PathLike,
         images: np.ndarray,
         labels: np.ndarray,
+        logdir: str | os.PathLike,
         *,
+        run: str | None = None,
+        writer: tf.summary.SummaryWriter | None = None,
         every: int = DEFAULT_IMAGES_EVERY,
         feature_map_images: int = 2,
         grad_cam_images: int = 8,
@@ -91,88 +90,38 @@ class ImageLogger(keras.callbacks.Callback):
         batch_size: int = 1000,
         shared_scores: SharedScores | None = None,
     ):
-        super().__init__()
-        images = np.asarray(images)
-        labels = np.asarray(labels)
-        if images.ndim not in (3, 4):
-            raise ValueError(f"images must be N×H×W or N×H×W×C as the model takes them; received shape {images.shape}.")
-        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(
-                f"labels must be N integer class ids; received dtype {labels.dtype}, shape {labels.shape} "
-                "(for one-hot labels pass labels.argmax(axis=1))."
-            )
-        if len(images) != len(labels) or len(images) == 0:
-            raise ValueError(f"images and labels must have the same non-zero length; received {len(images)} and "
-                             f"{len(labels)}.")
-        if not isinstance(writer, (str, os.PathLike)) and not hasattr(writer, "as_default"):
-            raise TypeError(
-                f"writer must be a tf.summary.SummaryWriter or the run directory; received {type(writer).__name__}."
-            )
-        every = check_int("every", every, minimum=0, hint="(0: off)")
-        batch_size = check_int("batch_size", batch_size)
-        if shared_scores is not None and not isinstance(shared_scores, SharedScores):
-            raise TypeError(f"Invalid value for argument `shared_scores`: expected a SharedScores or None, "
-                            f"received {type(shared_scores).__name__}.")
-        self.shared_scores = shared_scores
-        counts = dict(
-            feature_map_images=feature_map_images,
-            grad_cam_images=grad_cam_images,
-            misclassified=misclassified,
-            input_channel=input_channel,
-            pattern_steps=pattern_steps,
-        )
-        for name, value in counts.items():
+        super().__init__(every, logdir=logdir, run=run, writer=writer)
+        self.images, self.labels = _check_test_set(images, labels)
+        self.batch_size = check_int("batch_size", batch_size)
+        self.shared_scores = check_shared_scores(shared_scores)
+        for name, value in dict(feature_map_images=feature_map_images, grad_cam_images=grad_cam_images,
+                                misclassified=misclassified, input_channel=input_channel,
+                                pattern_steps=pattern_steps).items():
             check_int(name, value, minimum=0)
-        if isinstance(writer, (str, os.PathLike)):
-            self._run_dir, self._writer = os.fspath(writer), None
-        else:
-            self._run_dir, self._writer = None, writer
-        self.images = images
-        self.labels = labels
-        self.every = every
-        self.feature_map_images = min(feature_map_images, len(images))
-        self.grad_cam_images = min(grad_cam_images, len(images))
+        self.feature_map_images = min(feature_map_images, len(self.images))
+        self.grad_cam_images = min(grad_cam_images, len(self.images))
         self.misclassified = misclassified
         self.input_channel = input_channel
         self.pattern_steps = pattern_steps
         self.class_names = None if class_names is None else [str(name) for name in class_names]
-        self.batch_size = batch_size
-        self._value_range = (float(images.min()), float(images.max()))
+        self._value_range = (float(self.images.min()), float(self.images.max()))
         self._feature_model = None
-        self._last_logged = None
 
-    # Keras hooks -------------------------------------------------------------------------------------
+    # The periodic work ---------------------------------------------------------------------------------
 
-    def on_train_begin(self, logs=None):
-        if not self.every:
-            return
+    def on_begin(self, step: int) -> None:
         self._check_model()
         layers = feature_map_layers(self.model)
         self._feature_layers = layers
         self._feature_model = extractor(self.model, [layer.output for layer in layers]) if layers else None
-        self._last_logged = None
-        self._log(optimizer_step(self.model))
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.every:
-            step = optimizer_step(self.model)
-            if is_due(step, self._last_logged, self.every):
-                self._log(step)
+    def on_step(self, step: int, logs: dict | None) -> None:
+        self._log(step)
 
-    def on_train_end(self, logs=None):
-        if not self.every:
-            return
-        step = optimizer_step(self.model)
-        if step != self._last_logged:
-            self._log(step)
+    def on_finish(self, step: int) -> None:
         if self.pattern_steps:
-            with self._get_writer().as_default(step=step):
+            with self.writer.as_default(step=step):
                 self._log_filter_patterns()
-        if self._run_dir is not None:  # our own writer: close it (a later fit creates a new one)
-            self._writer.close()
-            self._writer = None
-        else:
-            self._writer.flush()
 
     # Checks and helpers --------------------------------------------------------------------------------
 
@@ -199,11 +148,6 @@ class ImageLogger(keras.callbacks.Callback):
                 )
         self._classes, self._names = classes, names
 
-    def _get_writer(self):
-        if self._writer is None:  # created lazily: no event file unless something is written
-            self._writer = tf.summary.create_file_writer(self._run_dir)
-        return self._writer
-
     def _display(self, images: np.ndarray, factor: int) -> np.ndarray:
         """Input images as upscaled RGB tiles (first channel, or RGB when there are three)."""
         low, high = self._value_range
@@ -227,15 +171,14 @@ class ImageLogger(keras.callbacks.Callback):
     # Pictures --------------------------------------------------------------------------------------------
 
     def _log(self, step: int):
-        self._last_logged = step
         probabilities = self._probabilities(step)
-        with self._get_writer().as_default(step=step):
+        with self.writer.as_default(step=step):
             self._log_filters()
             self._log_feature_maps()
             self._log_confusion(probabilities)
             self._log_misclassified(probabilities)
             self._log_grad_cam(probabilities)
-        self._writer.flush()
+        self.writer.flush()
 
     def _log_filters(self):
         for index, layer in enumerate(conv_layers(self.model)):
@@ -335,3 +278,19 @@ class ImageLogger(keras.callbacks.Callback):
 def _first_channel(image: np.ndarray) -> np.ndarray:
     """``H×W`` of an ``H×W`` or ``H×W×C`` image."""
     return image if image.ndim == 2 else image[..., 0]
+
+
+def _check_test_set(images: object, labels: object) -> tuple[np.ndarray, np.ndarray]:
+    """The test images and their integer labels as arrays, of the same non-zero length."""
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must be N×H×W or N×H×W×C as the model takes them; received shape {images.shape}.")
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"labels must be N integer class ids; received dtype {labels.dtype}, shape {labels.shape} "
+            "(for one-hot labels pass labels.argmax(axis=1))."
+        )
+    if len(images) != len(labels) or len(images) == 0:
+        raise ValueError(f"images and labels must have the same non-zero length; received {len(images)} and "
+                         f"{len(labels)}.")
+    return images, labels

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from projector_export.model_layers import extractor
+from projector_export.keras_internals import extractor
 from projector_export.validation import check_int
 
 NOISE_SPREAD = 0.1

@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from projector_export.model_layers import extractor, last_conv_layer
+from projector_export.keras_internals import extractor
+from projector_export.model_layers import last_conv_layer
 
 
 def grad_cam(
