@@ -16,6 +16,7 @@ Its first line (`FALLBACK_MARKER`) tells it from a config someone else wrote.
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterable
 
@@ -82,16 +83,16 @@ def _identity(path: str) -> tuple[int, int, int]:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _parse(path: str) -> ProjectorConfig:
+def _parse(path: str, invalid: str = ("Cannot update {path!r}: it is not a valid ProjectorConfig ({error}). "
+                                       "Fix or delete it, or export into another run.")) -> ProjectorConfig:
+    """The config at `path`; ValueError with the message `invalid` (formatted with `path` and `error`) when the
+    file is not a ProjectorConfig."""
     config = ProjectorConfig()
     text = read_file(path).decode("utf-8")
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as e:
-        raise ValueError(
-            f"Cannot update {path!r}: it is not a valid ProjectorConfig ({e}). Fix or delete it, "
-            "or export into another run."
-        ) from None
+        raise ValueError(invalid.format(path=path, error=e)) from None
     return config
 
 
@@ -189,3 +190,22 @@ def referenced_files(config: ProjectorConfig) -> set[str]:
     """Paths (relative to the config's folder) of the metadata, bookmarks and sprite files the config refers to."""
     paths = {p for e in config.embeddings for p in (e.metadata_path, e.bookmarks_path, e.sprite.image_path)}
     return {os.path.normpath(path) for path in paths if path}
+
+
+def served_config(run_dir: str) -> tuple[ProjectorConfig, str] | None:
+    """The config TensorBoard's projector serves for the run, and the folder its relative paths start from.
+
+    The plugin-assets config, unless it names a bundle that is not there (a moved or copied log dir: its
+    absolute path is stale), then the portable copy at the run's top, as TensorBoard's projector picks them
+    (docs/file-format.md). None when the run has neither. Raises ValueError for a file that is not a
+    ProjectorConfig.
+    """
+    for path in (config_path(run_dir), fallback_path(run_dir)):
+        if not os.path.isfile(path):
+            continue
+        config = _parse(path, "{path!r} is not a valid ProjectorConfig ({error}).")
+        bundle = config.model_checkpoint_path
+        if bundle and not glob.glob(glob.escape(bundle) + "*"):
+            continue
+        return config, os.path.dirname(os.path.abspath(path))
+    return None

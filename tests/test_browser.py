@@ -11,9 +11,6 @@ Screenshots of every state go to `$PROJECTOR_SCREENSHOTS` (README's "What you wi
 from __future__ import annotations
 
 import collections
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,13 +23,12 @@ from _browser import (
     index_images,
     index_of_colour,
     lattice,
-    launch_chromium,
 )
+from _programs import program, run
 from _tensorboard_reader import Served
 from _tensorboard_server import TensorBoardServer
 from google.protobuf import text_format
 from PIL import Image
-from playwright.sync_api import sync_playwright
 from tensorboard.plugins.projector import projector_config_pb2
 
 from projector_export import export_embeddings
@@ -59,26 +55,12 @@ EXPORT_LAYERS, EXPORT_PROBE = ("fc1",), 200
 IMAGE_TAG_KINDS = ("filters/", "feature_maps/", "confusion_matrix", "misclassified", "grad_cam", "filter_patterns/")
 
 
-def _program(name: str) -> str:
-    """A console script of this install (beside the running Python), as a user runs it."""
-    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    if path is None:
-        raise RuntimeError(f"console script {name!r} not found: install the project with pip install -e '.[test]'")
-    return path
-
-
-def _run(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def logdir(mnist_dir, tmp_path_factory) -> Path:
     """One short real training with snapshots and images, and a second run exported after the fact."""
     logdir = tmp_path_factory.mktemp("browser-logs")
-    _run([_program("projector-train"), *TRAIN_ARGS, "--logdir", str(logdir), "--data-dir", str(mnist_dir)])
-    _run([sys.executable, "-m", "training.export_model", "--logdir", str(logdir), "--run", EXPORTED_RUN,
+    run([program("projector-train"), *TRAIN_ARGS, "--logdir", str(logdir), "--data-dir", str(mnist_dir)])
+    run([sys.executable, "-m", "training.export_model", "--logdir", str(logdir), "--run", EXPORTED_RUN,
           "--model", str(logdir / RUN / MODEL_FILENAME), "--layers", ",".join(EXPORT_LAYERS),
           "--probe-size", str(EXPORT_PROBE), "--data-dir", str(mnist_dir)])
     return logdir
@@ -92,26 +74,10 @@ def board(logdir):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
 def projector(browser, board):
     page = browser.new_page(viewport=VIEWPORT)
     yield ProjectorPage(page, board.url)
     page.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    folder = os.environ.get("PROJECTOR_SCREENSHOTS")
-    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 # ---- what the run wrote (read from the files, independently of the server) ----------------------------------
