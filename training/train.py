@@ -41,7 +41,7 @@ from projector_export.errors import no_space_error
 from projector_export.run_claim import CLAIM_FILENAME, RunClaim, check_unclaimed, claim_run
 
 from . import distribute
-from .flags import add_probe_flags, add_verbose_flag
+from .flags import add_layouts_flag, add_probe_flags, add_verbose_flag, layouts_method
 from .mnist import MnistData, load_mnist
 from .models import MODEL_NAMES
 from .tensorflow_logs import import_tensorflow_quietly
@@ -77,6 +77,7 @@ class TrainConfig:
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # layer snapshots for the PROJECTOR every K steps; 0: off
     layers: tuple[str, ...] | None = None  # layers to snapshot; None: every convolution and dense layer
     probe_size: int = DEFAULT_PROBE_SIZE  # snapshot the first N test images
+    layouts: str = "umap"  # the snapshots' layouts (bookmarks), computed by a worker process: umap, tsne or off
     images_every: int = DEFAULT_IMAGES_EVERY  # the IMAGES dashboard's pictures every K steps; 0: off
     images_samples: int = 9  # test images shown with Grad-CAM, and misclassified images shown
     strategy: str = "default"  # tf.distribute: default (one device), mirrored, multi-worker (from TF_CONFIG)
@@ -100,6 +101,7 @@ class TrainConfig:
             check_int("probe_size", self.probe_size, minimum=MIN_PROBE_SIZE)
         if self.run is not None:
             check_run_name(self.run)
+        layouts_method(self.layouts)  # a known method, its library installed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,7 +211,8 @@ def build_callbacks(run: PreparedRun, writer: tf.summary.SummaryWriter) -> list[
         StopAtStep(config.steps),
         TensorBoardScalars(config.logdir, config.log_every, **where),
         *([EmbeddingSnapshots(run.probe, None, config.logdir, every=config.snapshot_every, total_steps=config.steps,
-                              shared_scores=shared, **where)] if run.probe is not None else []),
+                              shared_scores=shared, layouts=layouts_method(config.layouts), **where)]
+          if run.probe is not None else []),
         *([ImageLogger(data.test_images, data.test_labels, config.logdir, every=config.images_every,
                        grad_cam_images=config.images_samples, misclassified=config.images_samples,
                        class_names=data.class_names, batch_size=config.eval_batch_size, shared_scores=shared,
@@ -401,6 +404,7 @@ def build_parser() -> OneLineParser:
         help="snapshot layer outputs for the PROJECTOR before training, every K steps and at the end (0: off)",
     )
     add_probe_flags(parser, verb="snapshot")
+    add_layouts_flag(parser, default=defaults.layouts)
     parser.add_argument(
         "--images-every", type=int_at_least(0, "(0: off)"), default=defaults.images_every, metavar="K",
         help="TensorBoard images (filters, feature maps, confusion matrix, misclassified, Grad-CAM) at the start, "
@@ -461,7 +465,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print(f"Saved {result.run_dir / MODEL_FILENAME}")
     print(f"View it with: {tensorboard_command(run.config.logdir)}")
+    layouts = _layouts_message(result)
+    if layouts:
+        print(layouts)
     return 0
+
+
+def _layouts_message(result: TrainResult) -> str | None:
+    """Where the snapshots' layouts stand now (what is left, which process computes it, how to wait), unless the
+    snapshots' callback said exactly that already; None with layouts off."""
+    from projector_export import EmbeddingSnapshots
+    from projector_export.run_layouts import layout_status
+
+    for callback in result.callbacks:
+        if isinstance(callback, EmbeddingSnapshots) and callback.layout_status is not None:
+            status = layout_status(callback.logdir, callback.run)
+            told = callback.verbose and callback.layout_status.pending and status == callback.layout_status
+            return None if told else status.message()
+    return None
 
 
 def _train_or_explain(parser: OneLineParser, run: PreparedRun) -> TrainResult | int:
