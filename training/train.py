@@ -211,7 +211,8 @@ def build_callbacks(run: PreparedRun, writer: tf.summary.SummaryWriter) -> list[
         StopAtStep(config.steps),
         TensorBoardScalars(config.logdir, config.log_every, **where),
         *([EmbeddingSnapshots(run.probe, None, config.logdir, every=config.snapshot_every, total_steps=config.steps,
-                              shared_scores=shared, layouts=layouts_method(config.layouts), **where)]
+                              shared_scores=shared, layouts=layouts_method(config.layouts), verbose=False,
+                              **where)]  # `main` prints its table, and where its layouts stand last
           if run.probe is not None else []),
         *([ImageLogger(data.test_images, data.test_labels, config.logdir, every=config.images_every,
                        grad_cam_images=config.images_samples, misclassified=config.images_samples,
@@ -448,6 +449,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     import_tensorflow_quietly(args.pop(_VERBOSE))
+    from projector_export import EmbeddingSnapshots
+    from projector_export.run_layouts import layout_status
+
     with stop_on_signals():
         try:
             run = prepare_run(TrainConfig(**args))
@@ -459,30 +463,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = _train_or_explain(parser, run)
     if isinstance(result, int):
         return result
+    snapshots = next((c for c in result.callbacks if isinstance(c, EmbeddingSnapshots)), None)
+    if snapshots is not None:
+        print(snapshots.snapshotter.table())
     print(f"Final test accuracy after {result.steps} steps: {result.test_accuracy:.2%} (loss {result.test_loss:.4f})")
     if not result.chief:
         print(f"This worker wrote nothing: the chief writes {result.run_dir}")
         return 0
     print(f"Saved {result.run_dir / MODEL_FILENAME}")
     print(f"View it with: {tensorboard_command(run.config.logdir)}")
-    layouts = _layouts_message(result)
-    if layouts:
-        print(layouts)
+    if snapshots is not None and snapshots.layout_status is not None:  # where they stand now: done, or who and how
+        print(layout_status(snapshots.logdir, snapshots.run).message())
     return 0
-
-
-def _layouts_message(result: TrainResult) -> str | None:
-    """Where the snapshots' layouts stand now (what is left, which process computes it, how to wait), unless the
-    snapshots' callback said exactly that already; None with layouts off."""
-    from projector_export import EmbeddingSnapshots
-    from projector_export.run_layouts import layout_status
-
-    for callback in result.callbacks:
-        if isinstance(callback, EmbeddingSnapshots) and callback.layout_status is not None:
-            status = layout_status(callback.logdir, callback.run)
-            told = callback.verbose and callback.layout_status.pending and status == callback.layout_status
-            return None if told else status.message()
-    return None
 
 
 def _train_or_explain(parser: OneLineParser, run: PreparedRun) -> TrainResult | int:
