@@ -291,3 +291,7 @@ def test_callback_snapshots_before_every_k_steps_and_after_across_epochs(tmp_pat
     assert list(scalars["separability/fc1"]) == steps
     table = capsys.readouterr().out
     assert "leave-one-out 5-NN accuracy of 8 probe rows" in table and table.count("\n10 ") == 1
+    # Layouts are on by default: a worker lays out the snapshots; the callback says where they stood at the end.
+    status = callback.layout_status
+    assert status.run_dir == str(tmp_path / "r") and status.tensors == len(expected)
+    assert (status.message() in table) == bool(status.pending) and (status.worker is not None or not status.pending)
