@@ -50,6 +50,7 @@ TRAIN_ARGS = [
     "--model", "tutorial", "--steps", str(STEPS), "--seed", "0", "--run", RUN, "--eval-every", "100",
     "--log-every", "20", "--snapshot-every", str(SNAPSHOT_EVERY), "--layers", ",".join(LAYERS),
     "--probe-size", str(PROBE), "--images-every", "100",
+    "--layouts", "off",  # the PROJECTOR as TensorBoard lays it out; test_layouts_browser.py clicks the bookmarks
 ]
 EXPORT_LAYERS, EXPORT_PROBE = ("fc1",), 200
 IMAGE_TAG_KINDS = ("filters/", "feature_maps/", "confusion_matrix", "misclassified", "grad_cam", "filter_patterns/")
