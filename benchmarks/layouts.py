@@ -9,12 +9,17 @@
            end of the "training" to the last ones served;
   browser  TensorBoard's own t-SNE in headless Chromium, run to as many iterations as openTSNE's on the same
            tensor, against openTSNE and UMAP here (wall seconds and their ratio);
-  sizes    what each library adds to an install (the packages its requirements bring beyond ours).
+  sizes    what each library adds to an install (the packages its requirements bring beyond ours);
+  train    whole `projector-train` runs with the default layouts (their worker at idle priority) and with
+           `--layouts off`, alternating: the training process's wall and CPU seconds (the worker is not its to
+           wait for), and for the default, the seconds from the training's exit to every snapshot laid out and
+           the trajectories built.
 
     MNIST_DATA_DIR=... python -m benchmarks.layouts cost --rows 5000 50000 --repeats 3
     MNIST_DATA_DIR=... python -m benchmarks.layouts served --rows 5000
     MNIST_DATA_DIR=... python -m benchmarks.layouts browser --rows 5000
     python -m benchmarks.layouts sizes
+    MNIST_DATA_DIR=... python -m benchmarks.layouts train --model tutorial --steps 300 --pairs 2
 
 Layer outputs are cached in `--cache` (a training and a forward pass over up to 50,000 images, minutes).
 """
@@ -213,11 +218,47 @@ def sizes(args) -> None:
         print(f"{library}: {total / 1e6:.0f} MB in {len(added)} distributions ({', '.join(added)})")
 
 
+def train(args) -> None:
+    """`projector-train` with and without its layouts, alternating; the default's layouts waited for after it."""
+    from projector_export.naming import trajectory_name
+    from projector_export.run_layouts import layout_status
+
+    rows = {"umap": [], "off": []}
+    with tempfile.TemporaryDirectory() as logdir:
+        for pair in range(args.pairs):
+            for layouts in ("umap", "off"):
+                run = f"{layouts}-{pair}"
+                before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+                subprocess.run([sys.executable, "-m", "training.train", "--model", args.model, "--steps",
+                                str(args.steps), "--snapshot-every", str(args.every), "--probe-size",
+                                str(args.probe_size), "--images-every", "0", "--seed", "0", "--logdir", logdir,
+                                "--run", run, "--layouts", layouts], check=True, capture_output=True)
+                wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+                done = time.perf_counter()
+                while layouts != "off":
+                    if time.perf_counter() - done > 1800:
+                        raise RuntimeError(f"{run}: not laid out 30 min after the training: "
+                                           f"{layout_status(logdir, run).message()}")
+                    status = layout_status(logdir, run)
+                    config = open(os.path.join(logdir, run, "projector_config.pbtxt")).read()
+                    if not status.pending and status.worker is None and trajectory_name("fc1") in config:
+                        break
+                    time.sleep(0.5)
+                rows[layouts].append((wall, cpu, time.perf_counter() - done))
+    print(f"projector-train --model {args.model} --steps {args.steps} --snapshot-every {args.every} --probe-size "
+          f"{args.probe_size} --images-every 0, {args.pairs} alternating pairs (medians)\n")
+    print("| --layouts | training wall s | training CPU s | exit → every layout and trajectory |\n|---|---:|---:|---:|")
+    for layouts, values in rows.items():
+        wall, cpu, after = (statistics.median(column) for column in zip(*values, strict=True))
+        print(f"| {layouts} | {wall:.1f} | {cpu:.1f} | {'-' if layouts == 'off' else f'{after:.1f} s'} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     default_cache = os.path.join(tempfile.gettempdir(), "projector-layouts-bench.npz")
-    for name in ("cost", "served", "browser", "sizes", "_one"):
+    for name in ("cost", "served", "browser", "sizes", "train", "_one"):
         p = sub.add_parser(name)
         p.add_argument("--cache", default=default_cache)
         p.add_argument("--served-cache", default=default_cache.replace(".npz", "-served.npz"))
@@ -235,11 +276,16 @@ def main() -> None:
     sub.choices["served"].add_argument("--timeout", type=float, default=1800.0)
     sub.choices["browser"].add_argument("--rows", type=int, default=5000)
     sub.choices["browser"].add_argument("--iterations", type=int, default=750)
+    sub.choices["train"].add_argument("--model", default="tutorial")
+    sub.choices["train"].add_argument("--steps", type=int, default=300)
+    sub.choices["train"].add_argument("--every", type=int, default=100)
+    sub.choices["train"].add_argument("--probe-size", type=int, default=1000)
+    sub.choices["train"].add_argument("--pairs", type=int, default=2)
     args = parser.parse_args()
     if args.command == "_one":
         print(json.dumps(_one(args.method, args.one_rows, args.one_layer, args.cache)))
         return
-    {"cost": cost, "served": served, "browser": browser, "sizes": sizes}[args.command](args)
+    {"cost": cost, "served": served, "browser": browser, "sizes": sizes, "train": train}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ Exporting arrays:
 
 A Keras model's layers (these need Keras, imported on first use):
   EmbeddingSnapshots(inputs, labels, logdir, *, run, every, total_steps, writer, model, verbose, shared_scores,
-      ...): the Keras callback: chosen layers (and Embedding weights) as `<layer>/step_<step>` tensors; with
-      labels also error-case metadata, the class embedding and `separability/<layer>` scalars (docs/callback.md).
+      layouts, ...): the Keras callback: chosen layers (and Embedding weights) as `<layer>/step_<step>` tensors;
+      with labels also error-case metadata, the class embedding and `separability/<layer>` scalars; each
+      snapshot laid out (PCA and UMAP bookmarks) by a worker process (docs/callback.md).
   export_model_layers(model, inputs, labels, logdir, *, run, ...): the same, once, after training.
   check_probe(inputs, labels, *, layers, thumbnails, metadata, class_names, embedding_layers, features,
       class_layer) -> Probe: the probe's options, checked once (the `...` of the two above, which also take a
@@ -34,9 +35,10 @@ A Keras model's layers (these need Keras, imported on first use):
       embedding, the scalars), checked against the model.
   LayerSnapshotter(model, probe, logdir, *, run): one model, one probe, one run: `plan` checked when it is made,
       then one snapshot per `snapshot(step, *, digits, writer)`; what the callback and the sidecar run.
-  snapshot_checkpoints(logdir, run, probe, *, finished, until_step, poll_seconds, report, exported): a sidecar that
-      exports each checkpoint `<run>/checkpoints/step_<N>.keras` of a training once, as the callback would (a
-      checkpoint Keras cannot load skipped until it changes, a replaced run exported anew).
+  snapshot_checkpoints(logdir, run, probe, *, finished, until_step, poll_seconds, report, exported, layouts): a
+      sidecar that exports each checkpoint `<run>/checkpoints/step_<N>.keras` of a training once, as the callback
+      would, layouts included (a checkpoint Keras cannot load skipped until it changes, a replaced run exported
+      anew).
   ImageLogger(images, labels, logdir, *, run, writer, every, ...): the Keras callback for the seeds' pictures in
       the IMAGES tab; grad_cam(model, images, class_index, *, layer) and filter_patterns(model, layer, *, steps,
       ...) on their own.

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from projector_export.metadata_tsv import COLOR_BY_MAX_VALUES, is_js_number
+
 MARKER = "projectorExport"
 FORMAT_VERSION = 1
 DECIMALS = 4
@@ -45,7 +47,6 @@ CAMERAS = {
 # The PROJECTOR's t-SNE and UMAP defaults, shown in its panels after a state is restored.
 _PANEL_DEFAULTS = {"tSNEPerplexity": 30, "tSNELearningRate": 10, "tSNEIteration": 0, "umapNeighbors": 15,
                    "umapMinDist": 0.1}
-_UNIQUE_LIMIT = 50  # the PROJECTOR offers a column in "Color by" only with at most this many distinct values
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ def state_coordinates(state: Mapping) -> np.ndarray:
 
 
 def class_column(columns: Mapping[str, Sequence[str]]) -> str | None:
-    """The column to colour and label by: `class`; else `label` (today's snapshots: the true class); else the
+    """The column to colour and label by: `class`; else `label` (older snapshots: the true class); else the
     first non-numeric column (where the PROJECTOR's Label by starts); else the first one with at most 50 values
     (a column with more is not offered by Color by); None for no columns."""
     if "class" in columns:
@@ -200,9 +201,9 @@ def class_column(columns: Mapping[str, Sequence[str]]) -> str | None:
     if "label" in columns:
         return "label"
     for name, values in columns.items():
-        if not all(_is_js_number(v) for v in values if v != ""):
+        if not all(is_js_number(v) for v in values if v != ""):
             return name
-    return next((name for name, values in columns.items() if len(set(values)) <= _UNIQUE_LIMIT), None)
+    return next((name for name, values in columns.items() if len(set(values)) <= COLOR_BY_MAX_VALUES), None)
 
 
 def parse_metadata(text: str) -> dict[str, list[str]]:
@@ -216,30 +217,6 @@ def parse_metadata(text: str) -> dict[str, list[str]]:
     header = lines[0].split("\t")
     cells = [line.split("\t") for line in lines[1:]]
     return {name: [row[i] if i < len(row) else "" for row in cells] for i, name in enumerate(header)}
-
-
-def _is_js_number(value: str) -> bool:
-    """JavaScript's `!isNaN(value)` for a metadata cell (the PROJECTOR's test of a numeric column)."""
-    text = value.strip()
-    if not text:
-        return True
-    if text in ("Infinity", "+Infinity", "-Infinity"):
-        return True
-    if text.lower() in ("nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity") or "_" in text:
-        return False
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return text.lower().startswith(("0x", "0o", "0b")) and _is_prefixed_int(text)
-
-
-def _is_prefixed_int(text: str) -> bool:
-    try:
-        int(text, 0)
-        return True
-    except ValueError:
-        return False
 
 
 def _rounded(coordinates: np.ndarray) -> list[list[float]]:

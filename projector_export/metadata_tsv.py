@@ -27,6 +27,8 @@ _SANITIZE = str.maketrans({c: " " for c in _BREAKING_CHARS})
 _JS_EXTRA_WHITESPACE = "\ufeff"
 
 Columns = dict[str, list[str]]
+COLOR_BY_MAX_VALUES = 50
+"""The PROJECTOR offers a non-numeric column in "Color by" only with at most this many distinct values."""
 _ENCODING_FIX = ("Decode such text first, e.g. os.fsencode(name).decode('latin-1') for a Latin-1 file name, or "
                  "os.fsencode(name).decode('utf-8', 'replace').")
 
@@ -126,3 +128,27 @@ def _is_sequence(value: object) -> bool:
     if isinstance(value, (str, bytes)):
         return False
     return isinstance(value, (Sequence, np.ndarray)) or hasattr(value, "__array__")
+
+
+def is_js_number(value: str) -> bool:
+    """JavaScript's `!isNaN(value)` for a metadata cell (the PROJECTOR's test of a numeric column)."""
+    text = value.strip()
+    if not text:
+        return True
+    if text in ("Infinity", "+Infinity", "-Infinity"):
+        return True
+    if text.lower() in ("nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity") or "_" in text:
+        return False
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return text.lower().startswith(("0x", "0o", "0b")) and _is_prefixed_int(text)
+
+
+def _is_prefixed_int(text: str) -> bool:
+    try:
+        int(text, 0)
+        return True
+    except ValueError:
+        return False

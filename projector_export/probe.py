@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from .defaults import MIN_PROBE_SIZE
-from .error_metadata import COLUMNS
+from .error_metadata import RESERVED_COLUMNS
 from .metadata_tsv import check_metadata
 from .prediction import num_rows
 from .sprite import check_images
@@ -104,7 +104,7 @@ def check_probe(
     n = num_rows(inputs)
     checked_labels = _check_labels(labels, n)
     columns = None if metadata is None else check_metadata(metadata, n)
-    taken = sorted(set(columns or ()) & set(COLUMNS)) if checked_labels is not None else []
+    taken = sorted(set(columns or ()) & set(RESERVED_COLUMNS)) if checked_labels is not None else []
     if taken:
         raise ValueError(f"Metadata column(s) {', '.join(taken)} are written by the snapshots themselves; "
                          f"rename yours (e.g. 'my_{taken[0]}').")

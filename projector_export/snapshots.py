@@ -4,7 +4,9 @@ once (`export_model_layers`).
 Both take the probe's arguments (checked by `probe.check_probe`), bind them to the model (`snapshot_plan`: what a
 snapshot writes) and export through a `snapshotter.LayerSnapshotter`. All snapshots of a training go into ONE run
 (the training's run directory), and each is written once: the exporter appends to the checkpoint and writes the
-sprite once (content-addressed), so the n-th snapshot costs what the first did.
+sprite once (content-addressed), so the n-th snapshot costs what the first did. By default a layout worker
+(`layout_worker.LayoutFeed`, a process at the lowest CPU priority) lays out each snapshot as it is written, so that
+every tensor opens with aligned PCA and UMAP bookmarks; the training never waits for it.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import numpy as np
 import tensorflow as tf
 
 from .defaults import DEFAULT_SNAPSHOT_EVERY
+from .layout_worker import LayoutFeed
+from .layouts import DEFAULT_METHOD
 from .naming import step_digits
 from .periodic import PeriodicCallback
 from .prediction import SharedScores, check_shared_scores
 from .probe import as_probe
+from .run_layouts import LayoutStatus, check_method
 from .snapshotter import LayerSnapshotter, SnapshotRecord
 from .validation import check_int
 
@@ -48,9 +53,14 @@ class EmbeddingSnapshots(PeriodicCallback):
         writer: the run's `tf.summary` writer, to share one event file with the training's scalars (default: one
             of its own in the run directory, created at the first snapshot).
         model: optionally the model, to check everything right away.
-        verbose: print the separability table at the end of training.
+        verbose: print the separability table at the end of training (and which layouts are still being computed).
         shared_scores: a `SharedScores` that receives the probe's class scores at every snapshot, for an
             `ImageLogger` on the same step (which then does not predict the probe's rows again).
+        layouts: the layouts computed for each snapshot of the probe, as TensorBoard bookmarks: "umap" (an aligned
+            PCA and UMAP per tensor, the steps of a layer continuing each other, and `<layer>/trajectory` at the
+            end), "tsne" (openTSNE instead of UMAP), or None (none; `projector-layouts` computes them later). A
+            worker process at the lowest CPU priority computes them as snapshots are written (docs/layouts.md);
+            after training, `layout_status` says where they stand.
         **probe_options: `layers`, `thumbnails`, `metadata`, `class_names`, `embedding_layers`, `features`,
             `class_layer`: the probe's options, described at `check_probe`.
 
@@ -71,6 +81,7 @@ class EmbeddingSnapshots(PeriodicCallback):
         model: keras.Model | None = None,
         verbose: bool = True,
         shared_scores: SharedScores | None = None,
+        layouts: str | None = DEFAULT_METHOD,
         **probe_options,
     ):
         super().__init__(every, logdir=logdir, run=run, writer=writer)
@@ -79,6 +90,12 @@ class EmbeddingSnapshots(PeriodicCallback):
         self.verbose = verbose
         self.shared_scores = check_shared_scores(shared_scores)
         self.snapshotter: LayerSnapshotter | None = None
+        if layouts is not None:
+            check_method(layouts)
+        self.layouts = layouts
+        self.layout_status: LayoutStatus | None = None
+        """Where the layouts stood when the last training ended (None: layouts off, or no snapshot of the probe)."""
+        self._feed: LayoutFeed | None = None
         if model is not None:
             self.set_model(model)
 
@@ -97,11 +114,20 @@ class EmbeddingSnapshots(PeriodicCallback):
         record = self.snapshotter.snapshot(step, digits=step_digits(self.total_steps), writer=self.writer)
         if self.shared_scores is not None and self.snapshotter.last_scores is not None:
             self.shared_scores.put(step, self.probe.inputs, self.snapshotter.last_scores)
+        if self.layouts is not None and self.probe.inputs is not None:
+            if self._feed is None:
+                self._feed = LayoutFeed(self.logdir, self.run, method=self.layouts)
+            self._feed.snapshot_written()
         return record
 
     def on_finish(self, step: int) -> None:
         if self.verbose and self.probe.labels is not None:
             print(self.snapshotter.table())
+        if self._feed is not None:  # the worker finishes on its own; a later `fit` starts another one
+            feed, self._feed = self._feed, None
+            self.layout_status = feed.training_ended()
+            if self.verbose and self.layout_status.pending:
+                print(self.layout_status.message())
 
 
 def export_model_layers(

@@ -20,13 +20,15 @@ import tensorflow as tf
 
 from . import error_metadata as _meta
 from .class_scores import class_embedding, scores_are_probabilities
+from .config import read_config
 from .exporter import export_embeddings
 from .layer_outputs import LayerOutputs
 from .model_layers import named_layers
-from .naming import CLASS_EMBEDDING_NAME, separability_tag, snapshot_name
+from .naming import CLASS_EMBEDDING_NAME, parse_snapshot_name, separability_tag, snapshot_name
 from .prediction import predict_scores
 from .probe import Probe
 from .reduction import DEFAULT_PCA_COMPONENTS, PCAResult
+from .run_layouts import metadata_columns
 from .separability import DEFAULT_K, knn_separability
 from .snapshot_plan import check_classes, plan_snapshots
 
@@ -62,6 +64,7 @@ class LayerSnapshotter:
         """The model's first output on the probe at the last snapshot (N×C class scores), None when it is not."""
         self._outputs: LayerOutputs | None = None
         self._class_images: np.ndarray | None = None
+        self._dynamics: tuple[_meta.DynamicsState | None, _meta.DynamicsState] | None = None  # (before, after)
 
     def snapshot(
         self, step: int | None = None, *, digits: int | None = None, writer: tf.summary.SummaryWriter | None = None
@@ -96,7 +99,7 @@ class LayerSnapshotter:
         class_scores = self._class_scores(scores)
         result = export_embeddings(
             self.logdir, {names[t]: array for t, array in tensors.items()},
-            images=self.probe.thumbnails, metadata=self._metadata(class_scores), **export,
+            images=self.probe.thumbnails, metadata=self._metadata(class_scores, step), **export,
         )
         del tensors  # conv outputs of a 5,000-image probe are hundreds of MB
         labels = self.probe.labels
@@ -162,19 +165,50 @@ class LayerSnapshotter:
                              f"that computes them.")
         return weights
 
-    def _metadata(self, class_scores: np.ndarray | None) -> dict[str, list[str]] | None:
-        """Our columns (error cases with class scores, else index and label; none without labels), then the user's."""
+    def _metadata(self, class_scores: np.ndarray | None, step: int | None = None) -> dict[str, list[str]] | None:
+        """Our columns (error cases with class scores, and at a step the training dynamics; else index, class and
+        label; none without labels), then the user's."""
         columns: dict[str, list[str]] = {}
         labels = self.probe.labels
         if class_scores is not None:
             from_logits = not scores_are_probabilities(self.model, class_scores)
             names = self.probe.class_name_list(class_scores.shape[1])
             columns.update(_meta.error_metadata(class_scores, labels, names, from_logits=from_logits))
+            if step is not None:
+                columns.update(self._dynamics_columns(step, columns))
         elif labels is not None:
-            names = self.probe.class_name_list(int(labels.max()) + 1)
-            columns.update(index=[str(i) for i in range(self.probe.n)], label=[names[i] for i in labels])
+            columns.update(_meta.label_metadata(labels, self.probe.class_name_list(int(labels.max()) + 1)))
         columns.update(self.probe.metadata or {})
         return columns or None
+
+    def _dynamics_columns(self, step: int, columns: dict[str, list[str]]) -> dict[str, list[str]]:
+        """`first_correct_step` and `forgotten` at `step`, continuing this snapshotter's previous snapshot, else the
+        run's latest one before `step` (a sidecar's new snapshotter, a restarted one); the same step again (a second
+        `fit` starting where the first ended) continues the one before it."""
+        if self._dynamics is not None and self._dynamics[1][0] == step:
+            before = self._dynamics[0]
+        elif self._dynamics is not None and self._dynamics[1][0] < step:
+            before = self._dynamics[1]
+        else:
+            before = self._previous_dynamics(step)
+        dynamics, after = _meta.dynamics_columns(step, columns, before)
+        self._dynamics = (before, after)
+        return dynamics
+
+    def _previous_dynamics(self, step: int) -> _meta.DynamicsState | None:
+        """The dynamics state after the run's latest snapshot before `step`, read back from its metadata."""
+        run_dir = os.path.join(self.logdir, self.run) if self.run is not None else self.logdir
+        entries = [(parsed[1], entry) for entry in read_config(run_dir).embeddings
+                   for parsed in [parse_snapshot_name(entry.tensor_name)]
+                   if parsed and parsed[1] < step and entry.metadata_path
+                   and parsed[0] not in (CLASS_EMBEDDING_NAME, *self.plan.embedding_layers)]
+        if not entries:
+            return None
+        latest, entry = max(entries, key=lambda item: item[0])
+        try:
+            return _meta.dynamics_state(latest, metadata_columns(run_dir, entry))
+        except (OSError, ValueError):  # its metadata gone or unreadable: count from this snapshot on
+            return None
 
     def table(self) -> str:
         """The separability of every snapshot so far: one row per step, one column per tensor."""

@@ -6,7 +6,8 @@ training runs and after it. `snapshot_checkpoints` exports each one as the snaps
 steps are already exported is read back from the run (`exported_steps`, asking the `SnapshotPlan` what a snapshot
 writes), so a restarted sidecar neither loses nor repeats a step. A checkpoint Keras cannot load is reported and
 skipped until its file changes; a run replaced by a new training (its identity in `run_claim`'s claim file, or a
-checkpoint rewritten) is exported anew.
+checkpoint rewritten) is exported anew. Each exported step is fed to a layout worker (`layout_worker.LayoutFeed`), as
+the snapshots during training do, so the sidecar's snapshots get their layouts and trajectories too.
 
 Example:
     probe = check_probe(x_test[:1000], y_test[:1000], layers=["conv2", "fc1"])
@@ -25,8 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from projector_export.config import read_config
+from projector_export.layouts import DEFAULT_METHOD
 from projector_export.metadata import EVENT_FILE_GLOB
 from projector_export.naming import STEP_PREFIX, parse_snapshot_name, parse_step_name, step_name
+from projector_export.run_layouts import check_method
 
 if TYPE_CHECKING:
     from projector_export.probe import Probe
@@ -197,10 +200,13 @@ def snapshot_checkpoints(
     poll_seconds: float = 5.0,
     report: Callable[[str], None] = _print_now,
     exported: list[int] | None = None,
+    layouts: str | None = DEFAULT_METHOD,
 ) -> list[int]:
     """Exports every checkpoint of `<logdir>/<run>/checkpoints/` not exported yet, as `follow_checkpoints` lists
     them: `probe` through each checkpoint's model, written into the run exactly as `EmbeddingSnapshots` would at
-    that step (tensors padded like the checkpoint's name, metadata, class embedding, separability scalars).
+    that step (tensors padded like the checkpoint's name, metadata, class embedding, separability scalars), with
+    the same `layouts` (a worker lays out each exported step; None: none). When it returns or is stopped, `report`
+    receives where the layouts stand (`run_layouts.LayoutStatus.message`) if a step was exported.
 
     Steps the run holds completely (every tensor and scalar its `SnapshotPlan` names) are skipped. A checkpoint
     Keras cannot load is reported and skipped (tried again if it changes); a run replaced by a new training (its
@@ -209,12 +215,16 @@ def snapshot_checkpoints(
     as they are, when given: what a caller reports after an interruption).
     """
     from projector_export.events import summary_writer
+    from projector_export.layout_worker import LayoutFeed
     from projector_export.run_claim import training_identity
     from projector_export.snapshotter import LayerSnapshotter
 
     run_dir = os.path.join(os.fspath(logdir), run)
     directory = checkpoints_dir(logdir, run)
-    state: dict = {"loaded": {}, "exported_before": None, "writer": None}
+    if layouts is not None:
+        check_method(layouts)
+    state: dict = {"loaded": {}, "exported_before": None, "writer": None,
+                   "feed": None if layouts is None else LayoutFeed(logdir, run, method=layouts)}
 
     def snapshotter(path: Path) -> LayerSnapshotter:
         loaded = state["loaded"]  # the snapshotter of the last checkpoint loaded
@@ -238,6 +248,8 @@ def snapshot_checkpoints(
         chosen = snapshotter(path)
         state["writer"] = state["writer"] or summary_writer(run_dir)
         record = chosen.snapshot(step, digits=parse_step_name(path.stem)[1], writer=state["writer"])
+        if state["feed"] is not None and probe.inputs is not None:
+            state["feed"].snapshot_written()
         values = "  ".join(f"{tensor} {value:.4f}" for tensor, value in record.separability.items())
         return (f"step {step}: exported {', '.join(chosen.plan.layers)} in {record.seconds:.1f} s; "
                 f"separability {values}")
@@ -255,6 +267,9 @@ def snapshot_checkpoints(
             exported=exported)
     finally:
         _close(state)
+        feed = state["feed"]
+        if feed is not None and feed.process is not None:
+            report(feed.training_ended().message())
 
 
 def _close(state: dict) -> None:

@@ -1,9 +1,11 @@
-"""A short real training laid out as a user lays it out, for the browser tests of the layouts (test helper).
+"""A short real training laid out as a user's is, for the tests of the layouts and the dashboard (test helper).
 
-`projector-train` trains the `tutorial` CNN for STEPS optimizer steps with snapshots of LAYERS every EVERY steps
-(PROBE test images, no pictures), then `projector-layouts` computes every snapshot's layouts (PCA and UMAP,
-each step continuing the previous one) and the layers' trajectories. Made once per test session
-(`conftest.laid_out_run`); a test that changes it works on a copy (`copy_run`).
+`projector-train` trains the `tutorial` CNN for STEPS optimizer steps with snapshots of its default layers (LAYERS)
+every EVERY steps (PROBE test images, no pictures) and, by default, its layout worker lays out each snapshot (PCA
+and UMAP, each step continuing the previous one) and builds the layers' trajectories once the training ends; then
+`projector-layouts --wait` waits for that worker, as projector-train's last line says. Made once per test session
+(`conftest.laid_out_run`); a test that changes it works on a copy (`copy_run`). `TRAIN_OUTPUT` holds what
+projector-train printed.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ from pathlib import Path
 from _programs import program, run
 
 RUN, STEPS, EVERY, PROBE = "laid-out", 100, 50, 500
-LAYERS = ("conv1", "conv2", "fc1", "logits")  # the `tutorial` model's convolution and dense layers
+LAYERS = ("conv1", "conv2", "fc1", "logits")  # the `tutorial` model's convolution and dense layers: the default
 SNAPSHOT_STEPS = tuple(range(0, STEPS + 1, EVERY))
+TRAIN_OUTPUT: list[str] = []
 
 
 def make(logdir: Path, mnist_dir: Path) -> Path:
-    """Trains and lays out the run in `logdir`; returns its run directory."""
-    run([program("projector-train"), "--model", "tutorial", "--steps", str(STEPS), "--seed", "0", "--run", RUN,
-         "--eval-every", str(EVERY), "--log-every", str(EVERY), "--snapshot-every", str(EVERY),
-         "--layers", ",".join(LAYERS), "--probe-size", str(PROBE), "--images-every", "0",
-         "--logdir", str(logdir), "--data-dir", str(mnist_dir)])
-    run([program("projector-layouts"), "--logdir", str(logdir), "--run", RUN])
+    """Trains the run in `logdir` with its default layouts and waits for them; returns its run directory."""
+    TRAIN_OUTPUT[:] = [run([program("projector-train"), "--model", "tutorial", "--steps", str(STEPS), "--seed", "0",
+                            "--run", RUN, "--eval-every", str(EVERY), "--log-every", str(EVERY),
+                            "--snapshot-every", str(EVERY), "--probe-size", str(PROBE), "--images-every", "0",
+                            "--logdir", str(logdir), "--data-dir", str(mnist_dir)])]
+    run([program("projector-layouts"), "--logdir", str(logdir), "--run", RUN, "--wait"])
     return logdir / RUN
 
 

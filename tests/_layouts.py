@@ -46,3 +46,22 @@ def read_bookmarks(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 out[marker["layout"]] = np.array([[p[c] for c in columns] for p in state["projections"]],
                                                  dtype=np.float32)
     return out
+
+
+def expected_dynamics(correct_by_step: Mapping[int, list[str]]) -> dict[int, dict[str, list[str]]]:
+    """`first_correct_step` and `forgotten` at each step, computed here from each step's exported `correct` column
+    ({step: ["yes" | "no", ...]}), the way the metadata format defines them."""
+    expected, first, forgotten, before = {}, None, None, None
+    for step in sorted(correct_by_step):
+        right = [value == "yes" for value in correct_by_step[step]]
+        first = first or [None] * len(right)
+        forgotten = forgotten or [0] * len(right)
+        for i, ok in enumerate(right):
+            if ok and first[i] is None:
+                first[i] = step
+            if before is not None and before[i] and not ok:
+                forgotten[i] += 1
+        before = right
+        expected[step] = {"first_correct_step": ["never" if s is None else str(s) for s in first],
+                          "forgotten": [str(n) for n in forgotten]}
+    return expected

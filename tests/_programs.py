@@ -16,8 +16,9 @@ def program(name: str) -> str:
     return path
 
 
-def run(argv: list[str], timeout: float = 900) -> None:
-    """Runs `argv`; RuntimeError with the end of its output when it fails."""
+def run(argv: list[str], timeout: float = 900) -> str:
+    """Runs `argv` and returns its standard output; RuntimeError with the end of its output when it fails."""
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done.stdout

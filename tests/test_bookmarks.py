@@ -95,7 +95,7 @@ def test_content_addressed_name_and_bad_files():
 
 @pytest.mark.parametrize("columns, expected", [
     ({"class": ["a"], "label": ["1"]}, "class"),
-    ({"index": ["0"], "label": ["7"], "correct": ["yes"]}, "label"),  # today's snapshots: the true class
+    ({"index": ["0"], "label": ["7"], "correct": ["yes"]}, "label"),  # snapshots before the `class` column
     ({"index": ["0", "1"], "confidence": ["0.5", "1e3"], "outcome": ["right", "wrong"]}, "outcome"),
     ({"index": ["0", ""], "hex": ["0x1F", " 2 "]}, "index"),  # all numeric (JavaScript's rules): the first
     ({}, None),

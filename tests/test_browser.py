@@ -33,7 +33,7 @@ from tensorboard.plugins.projector import projector_config_pb2
 
 from projector_export import export_embeddings
 from projector_export.config import config_path
-from projector_export.error_metadata import COLUMNS
+from projector_export.error_metadata import COLUMNS, DYNAMICS_COLUMNS
 from projector_export.metadata import ASSETS_DIRNAME
 from projector_export.metadata_tsv import BLANK_VALUE
 from projector_export.naming import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG
@@ -50,6 +50,7 @@ TRAIN_ARGS = [
     "--model", "tutorial", "--steps", str(STEPS), "--seed", "0", "--run", RUN, "--eval-every", "100",
     "--log-every", "20", "--snapshot-every", str(SNAPSHOT_EVERY), "--layers", ",".join(LAYERS),
     "--probe-size", str(PROBE), "--images-every", "100",
+    "--layouts", "off",  # the PROJECTOR as TensorBoard lays it out; test_layouts_browser.py clicks the bookmarks
 ]
 EXPORT_LAYERS, EXPORT_PROBE = ("fc1",), 200
 IMAGE_TAG_KINDS = ("filters/", "feature_maps/", "confusion_matrix", "misclassified", "grad_cam", "filter_patterns/")
@@ -144,7 +145,7 @@ def test_every_snapshot_loads_all_its_points_rows_aligned_with_thumbnails(projec
         assert loaded.status_text == f"Points: {rows} | Dimension: {dimension}"
         assert loaded.sprite_size == sprite and loaded.sprite_mode, f"{name}: sprite not shown\n{projector.context()}"
         if name in probe_tensors:
-            assert loaded.metadata_columns == list(COLUMNS), projector.context()
+            assert loaded.metadata_columns == [*COLUMNS, *DYNAMICS_COLUMNS], projector.context()
             assert loaded.index_column == [str(i) for i in range(rows)], f"{name}: rows out of order"
         if name.startswith("fc1/"):  # README: watch the clusters form over the steps
             projector.color_by("label")

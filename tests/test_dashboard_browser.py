@@ -37,6 +37,7 @@ from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 from projector_export import export_embeddings
 from projector_export.config import config_path
 from projector_export.dashboard.metadata import PLUGIN_NAME, TAB_NAME
+from projector_export.error_metadata import CLASS_COLUMN
 from projector_export.metadata import ASSETS_DIRNAME
 from projector_export.naming import separability_tag, snapshot_name
 
@@ -117,7 +118,7 @@ def _centres(dashboard, files, layer, step) -> np.ndarray:
     return pixel_of(screen_positions(files.layout(layer, step, kind), files.box(layer, kind), size))
 
 
-def _assert_points_drawn_where_the_layout_says(dashboard, files, layer, step, column="label"):
+def _assert_points_drawn_where_the_layout_says(dashboard, files, layer, step, column=CLASS_COLUMN):
     assert dashboard.shown_tensor(layer) == snapshot_name(layer, step), dashboard.context()
     centres = _centres(dashboard, files, layer, step)
     shot = dashboard.pixels(layer)
@@ -154,7 +155,7 @@ def test_the_tab_is_listed_and_shows_one_panel_per_layer(board, dashboard, files
     assert dashboard.page.get_by_text(TAB_NAME, exact=True).first.is_visible()
     layers = dashboard.frame.locator("canvas[data-layer]").evaluate_all("cs => cs.map(c => c.dataset.layer)")
     assert layers == list(LAYERS), dashboard.context()
-    assert dashboard.step() == STEPS and dashboard.value("select.color-by") == "label"
+    assert dashboard.step() == STEPS and dashboard.value("select.color-by") == CLASS_COLUMN
     assert dashboard.value("select.layout") == "umap"  # the non-linear layout first
     scalars = Served(logdir).scalars(RUN)
     for layer in LAYERS:
@@ -178,7 +179,7 @@ def test_any_metadata_column_colours_the_points(dashboard, files):
             value: int((predictions == value).sum()) for value in set(predictions)}
         _assert_points_drawn_where_the_layout_says(dashboard, files, "fc1", STEPS, column="prediction")
     finally:
-        dashboard.frame.locator("select.color-by").select_option("label")
+        dashboard.frame.locator("select.color-by").select_option(CLASS_COLUMN)
 
 
 def test_the_step_control_moves_every_panel_to_that_steps_layout(dashboard, files):

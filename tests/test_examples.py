@@ -8,7 +8,7 @@ import pytest
 from _projector_client import ProjectorClient, sprite_cell
 
 from projector_export import tensorboard_command
-from projector_export.error_metadata import COLUMNS
+from projector_export.error_metadata import COLUMNS, DYNAMICS_COLUMNS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PROBE = 8
@@ -47,7 +47,7 @@ def test_text_embeddings(tmp_path, rng, capsys):
     }
     assert client.metadata_columns("text", "words/step_000004") == {"label": vocabulary}
     columns = client.metadata_columns("text", "review/step_000004")
-    assert list(columns) == [*COLUMNS, "text"]
+    assert list(columns) == [*COLUMNS, *DYNAMICS_COLUMNS, "text"]
     assert columns["label"] == [("negative", "positive")[y] for y in labels[16:]]
     assert columns["text"][0] == " ".join(vocabulary[t] for t in tokens[16])
 

@@ -11,7 +11,7 @@ import pytest
 from _projector_client import ProjectorClient, sprite_cell
 from _run_dir_watcher import RunDirWatcher
 
-from projector_export.error_metadata import COLUMNS
+from projector_export.error_metadata import COLUMNS, DYNAMICS_COLUMNS
 from projector_export.metadata_tsv import BLANK_VALUE
 from projector_export.naming import CLASS_EMBEDDING_NAME, SEPARABILITY_TAG
 from training import export_model
@@ -31,6 +31,7 @@ def trained(mnist, tmp_path_factory):
     config = TrainConfig(
         model="tutorial", steps=STEPS, learning_rate=1e-3, seed=0, logdir=str(logdir), run=RUN, verbose=0,
         snapshot_every=EVERY, probe_size=PROBE, eval_every=STEPS,
+        layouts="off",  # what each snapshot writes, without the layout worker's publications among it
     )
     watcher = RunDirWatcher(logdir / RUN, EVERY, STEPS)
     result = train_and_evaluate(config, data=mnist, extra_callbacks=[watcher])
@@ -62,7 +63,7 @@ def test_metadata_rows_are_the_probe_in_order(trained, mnist):
     labels = mnist.test_labels[:PROBE]
     for step in (0, STEPS):
         columns = projector.metadata_columns(RUN, _name("conv2", step))
-        assert tuple(columns) == COLUMNS
+        assert tuple(columns) == (*COLUMNS, *DYNAMICS_COLUMNS)
         assert columns["index"] == [str(i) for i in range(PROBE)]
         assert columns["label"] == [mnist.class_names[y] for y in labels]
     # The sprite is the probe images: its first and last cells are test images 0 and PROBE-1.

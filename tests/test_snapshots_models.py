@@ -14,7 +14,7 @@ from _projector_client import ProjectorClient, sprite_cell
 from _tensorboard_server import TensorBoardServer
 from tensorboard.backend.event_processing import event_accumulator
 
-from projector_export.error_metadata import COLUMNS
+from projector_export.error_metadata import COLUMNS, DYNAMICS_COLUMNS
 from projector_export.metadata import REDUCTION_TAG
 from projector_export.metadata_tsv import BLANK_VALUE
 from projector_export.naming import CLASS_EMBEDDING_NAME
@@ -68,7 +68,7 @@ def test_the_tensorboard_program_serves_the_vocabulary_and_the_users_column(text
         with urllib.request.urlopen(f"{route}/metadata?run=text&name=embedding/step_000003", timeout=30) as answer:
             assert answer.read().decode().splitlines() == [BLANK_VALUE, *VOCABULARY[1:]]
         with urllib.request.urlopen(f"{route}/metadata?run=text&name=pooled/step_000003", timeout=30) as answer:
-            assert answer.read().decode().splitlines()[0].split("\t") == [*COLUMNS, "sentence"]
+            assert answer.read().decode().splitlines()[0].split("\t") == [*COLUMNS, *DYNAMICS_COLUMNS, "sentence"]
 
 
 def test_token_model_exports_the_pooled_layer_the_class_embedding_and_the_embedding_weights(text_run):
@@ -99,7 +99,7 @@ def test_pooled_sentences_are_the_mean_of_their_word_vectors(text_run):
 def test_token_metadata_has_our_columns_then_the_users_and_no_sprite(text_run):
     client = text_run["client"]
     columns = client.metadata_columns("text", "pooled/step_000000")
-    assert list(columns) == [*COLUMNS, "sentence"]
+    assert list(columns) == [*COLUMNS, *DYNAMICS_COLUMNS, "sentence"]
     assert columns["sentence"] == text_run["sentences"]
     assert columns["label"] == [["a", "b", "c"][i] for i in text_run["labels"]]
     assert "sprite" not in client.embedding_info("text", "pooled/step_000000")  # token ids are not pictures

@@ -154,7 +154,9 @@ def test_error_metadata_columns():
     assert tuple(columns) == meta.COLUMNS
     assert columns == {
         "index": ["0", "1", "2"],
+        "class": ["cat", "dog", "dog"],
         "label": ["cat", "dog", "dog"],
+        "outcome": ["right", "wrong→owl", "right"],
         "prediction": ["cat", "owl", "dog"],
         "correct": ["yes", "no", "yes"],
         "confidence": ["0.7000", "0.8000", "0.5000"],
@@ -163,6 +165,64 @@ def test_error_metadata_columns():
     }
     probabilities = meta.error_metadata(np.exp(logits), np.array([0, 1, 1]), ["cat", "dog", "owl"], from_logits=False)
     assert probabilities == columns
+
+
+def test_columns_open_ready_to_read_with_the_projector_s_own_rules():
+    """`class` is the first non-numeric column (Label by, search By), `outcome` has few enough values for Color by,
+    and `error` still holds exactly `4→9` for the 4s taken for 9s."""
+    from projector_export.metadata_tsv import COLOR_BY_MAX_VALUES, is_js_number
+
+    labels = np.arange(40) % 10
+    logits = np.eye(10)[(labels + 5 * (np.arange(40) % 3 == 0)) % 10] * 5  # every third row taken for label + 5
+    columns = meta.error_metadata(logits, labels, [str(i) for i in range(10)])
+    first_text = next(name for name, values in columns.items() if not all(map(is_js_number, values)))
+    assert first_text == "class" and columns["class"][:2] == ["class 0", "class 1"]
+    assert len(set(columns["outcome"])) <= COLOR_BY_MAX_VALUES and columns["outcome"][:2] == ["wrong→5", "right"]
+    assert [i for i, e in enumerate(columns["error"]) if e == "4→9"] == [i for i in range(40) if i % 10 == 4
+                                                                          and i % 3 == 0]
+    many = meta.error_metadata(np.eye(60)[[1, 0]], np.array([0, 0]), [f"c{i}" for i in range(60)])
+    assert many["outcome"] == ["wrong", "right"]  # 61 values would drop out of Color by
+    assert meta.class_metadata(["0", "cat"]) == {"class": ["class 0", "cat"], "label": ["0", "cat"]}
+
+
+def test_dynamics_columns_count_first_right_step_and_forgetting():
+    steps = (0, 10, 20, 30)
+    right = np.array([[0, 1, 1, 0], [1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1]]).T  # rows' histories, as steps × rows
+    state = None
+    for step, now in zip(steps, right, strict=True):
+        columns, state = meta.dynamics_columns(step, {"correct": ["yes" if r else "no" for r in now]}, state)
+    assert columns == {"first_correct_step": ["10", "0", "never", "0"], "forgotten": ["1", "2", "0", "0"]}
+    read_back = meta.dynamics_state(30, {"correct": ["no", "no", "no", "yes"], **columns})
+    assert [x.tolist() for x in read_back[1:]] == [x.tolist() for x in state[1:]]
+
+
+def test_dynamics_continue_across_two_fits_and_a_new_snapshotter_on_the_run(tmp_path):
+    """One callback over two `fit` calls, then a sidecar's snapshotter (a new one, state read back from the run):
+    each step's `first_correct_step` and `forgotten` agree with the `correct` columns exported so far."""
+    from _layouts import expected_dynamics
+    from _projector_client import ProjectorClient
+
+    from projector_export.probe import check_probe
+    from projector_export.snapshotter import LayerSnapshotter
+
+    keras.utils.set_random_seed(3)
+    model = _tiny_cnn()
+    model.compile(keras.optimizers.SGD(2.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(3)
+    x, y = rng.random((24, 6, 6, 1)).astype(np.float32), rng.integers(0, 3, 24)
+    callback = EmbeddingSnapshots(x, y, tmp_path, run="r", every=2, layers=["fc1"], layouts=None, verbose=False)
+    for _ in range(2):  # the second fit begins at the step the first ended on
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[callback])
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    LayerSnapshotter(model, check_probe(x, y, layers=["fc1"]), tmp_path, run="r").snapshot(18)
+    client = ProjectorClient(tmp_path)
+    steps = [0, 2, 4, 6, 8, 10, 12, 18]
+    columns = {step: client.metadata_columns("r", f"fc1/step_{step:06d}") for step in steps}
+    expected = expected_dynamics({step: columns[step]["correct"] for step in steps})
+    for step in steps:
+        assert {name: columns[step][name] for name in meta.DYNAMICS_COLUMNS} == expected[step], step
+    assert any(n != "0" for n in columns[18]["forgotten"])  # some rows were forgotten
+    assert len(set(columns[18]["first_correct_step"])) > 2  # rows learnt at different steps
 
 
 def test_error_metadata_refuses_mismatched_shapes():
@@ -231,3 +291,7 @@ def test_callback_snapshots_before_every_k_steps_and_after_across_epochs(tmp_pat
     assert list(scalars["separability/fc1"]) == steps
     table = capsys.readouterr().out
     assert "leave-one-out 5-NN accuracy of 8 probe rows" in table and table.count("\n10 ") == 1
+    # Layouts are on by default: a worker lays out the snapshots; the callback says where they stood at the end.
+    status = callback.layout_status
+    assert status.run_dir == str(tmp_path / "r") and status.tensors == len(expected)
+    assert (status.message() in table) == bool(status.pending) and (status.worker is not None or not status.pending)

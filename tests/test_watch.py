@@ -17,6 +17,7 @@ from _projector_client import ProjectorClient
 from _tensorboard_server import TensorBoardServer
 
 from projector_export import export_embeddings
+from projector_export.run_layouts import layout_status
 from projector_export.watch import checkpoint_steps, exported_steps, follow_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,10 +132,20 @@ def test_watcher_beside_a_training_killed_and_restarted(tmp_path, mnist_dir):
     for step in CHECKPOINT_STEPS:
         assert (f"step {step}: exported" in restarted) == (step not in complete)
 
+    # Its layout worker (on by default) lays out every step and builds the trajectories after the sidecar ends.
+    assert "Layouts: " in restarted and "projector-layouts --logdir" in restarted, restarted
     names = [f"{layer}/step_{step:06d}" for step in CHECKPOINT_STEPS for layer in (*LAYERS, "class_weights")]
+    trajectories = [f"{layer}/trajectory" for layer in LAYERS]
     client = ProjectorClient(logdir)
+
+    def laid_out() -> bool:
+        status = layout_status(logdir, "r")
+        listed = {entry["tensorName"] for entry in client.info("r")["embeddings"]}
+        return status.worker is None and not status.pending and listed >= set(trajectories)
+
+    _wait(laid_out, 300, "the sidecar's layout worker")
     config_names = [entry["tensorName"] for entry in client.info("r")["embeddings"]]
-    assert sorted(config_names) == sorted(names)  # each exactly once: nothing lost, nothing duplicated
+    assert sorted(config_names) == sorted(names + trajectories)  # each exactly once: nothing lost, nothing duplicated
     scalars = client.scalars("r")
     for layer in LAYERS:
         assert sorted(scalars[f"separability/{layer}"]) == CHECKPOINT_STEPS

@@ -9,6 +9,9 @@ from projector_export.command_line import int_at_least
 
 from .mnist import ENV_VAR
 
+LAYOUTS_OFF = "off"
+LAYOUT_CHOICES = ("umap", "tsne", LAYOUTS_OFF)
+
 
 def layer_names(text: str) -> tuple[str, ...]:
     """`--layers conv1,fc1` -> ("conv1", "fc1")."""
@@ -33,3 +36,23 @@ def add_verbose_flag(parser: argparse.ArgumentParser, dest: str = "verbose") -> 
     parser.add_argument("--verbose", action="store_true", dest=dest,
                         help="show TensorFlow's own start-up and INFO log lines (hidden unless TF_CPP_MIN_LOG_LEVEL "
                         "is set)")
+
+
+def add_layouts_flag(parser: argparse.ArgumentParser, default: str = "umap") -> None:
+    """`--layouts {umap,tsne,off}`: the snapshots' layouts, computed by a worker process (`layouts_method`)."""
+    parser.add_argument("--layouts", choices=LAYOUT_CHOICES, default=default,
+                        help="lay out each snapshot as TensorBoard bookmarks (an aligned PCA and UMAP or t-SNE, then "
+                        "each layer's trajectory) in a worker process at the lowest CPU priority, which the training "
+                        "never waits for (off: none; projector-layouts computes them later)")
+
+
+def layouts_method(layouts: str) -> str | None:
+    """The `layouts` argument of `EmbeddingSnapshots` for a `--layouts` value (None: off); checks its library."""
+    if layouts not in LAYOUT_CHOICES:
+        raise ValueError(f"Unknown layouts {layouts!r}. Expected one of: {', '.join(LAYOUT_CHOICES)}.")
+    if layouts == LAYOUTS_OFF:
+        return None
+    from projector_export.run_layouts import check_method
+
+    check_method(layouts)
+    return layouts

@@ -41,7 +41,7 @@ from projector_export.errors import no_space_error
 from projector_export.run_claim import CLAIM_FILENAME, RunClaim, check_unclaimed, claim_run
 
 from . import distribute
-from .flags import add_probe_flags, add_verbose_flag
+from .flags import add_layouts_flag, add_probe_flags, add_verbose_flag, layouts_method
 from .mnist import MnistData, load_mnist
 from .models import MODEL_NAMES
 from .tensorflow_logs import import_tensorflow_quietly
@@ -77,6 +77,7 @@ class TrainConfig:
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY  # layer snapshots for the PROJECTOR every K steps; 0: off
     layers: tuple[str, ...] | None = None  # layers to snapshot; None: every convolution and dense layer
     probe_size: int = DEFAULT_PROBE_SIZE  # snapshot the first N test images
+    layouts: str = "umap"  # the snapshots' layouts (bookmarks), computed by a worker process: umap, tsne or off
     images_every: int = DEFAULT_IMAGES_EVERY  # the IMAGES dashboard's pictures every K steps; 0: off
     images_samples: int = 9  # test images shown with Grad-CAM, and misclassified images shown
     strategy: str = "default"  # tf.distribute: default (one device), mirrored, multi-worker (from TF_CONFIG)
@@ -100,6 +101,7 @@ class TrainConfig:
             check_int("probe_size", self.probe_size, minimum=MIN_PROBE_SIZE)
         if self.run is not None:
             check_run_name(self.run)
+        layouts_method(self.layouts)  # a known method, its library installed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,7 +211,9 @@ def build_callbacks(run: PreparedRun, writer: tf.summary.SummaryWriter) -> list[
         StopAtStep(config.steps),
         TensorBoardScalars(config.logdir, config.log_every, **where),
         *([EmbeddingSnapshots(run.probe, None, config.logdir, every=config.snapshot_every, total_steps=config.steps,
-                              shared_scores=shared, **where)] if run.probe is not None else []),
+                              shared_scores=shared, layouts=layouts_method(config.layouts), verbose=False,
+                              **where)]  # `main` prints its table, and where its layouts stand last
+          if run.probe is not None else []),
         *([ImageLogger(data.test_images, data.test_labels, config.logdir, every=config.images_every,
                        grad_cam_images=config.images_samples, misclassified=config.images_samples,
                        class_names=data.class_names, batch_size=config.eval_batch_size, shared_scores=shared,
@@ -401,6 +405,7 @@ def build_parser() -> OneLineParser:
         help="snapshot layer outputs for the PROJECTOR before training, every K steps and at the end (0: off)",
     )
     add_probe_flags(parser, verb="snapshot")
+    add_layouts_flag(parser, default=defaults.layouts)
     parser.add_argument(
         "--images-every", type=int_at_least(0, "(0: off)"), default=defaults.images_every, metavar="K",
         help="TensorBoard images (filters, feature maps, confusion matrix, misclassified, Grad-CAM) at the start, "
@@ -444,6 +449,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     import_tensorflow_quietly(args.pop(_VERBOSE))
+    from projector_export import EmbeddingSnapshots
+    from projector_export.run_layouts import layout_status
+
     with stop_on_signals():
         try:
             run = prepare_run(TrainConfig(**args))
@@ -455,12 +463,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = _train_or_explain(parser, run)
     if isinstance(result, int):
         return result
+    snapshots = next((c for c in result.callbacks if isinstance(c, EmbeddingSnapshots)), None)
+    if snapshots is not None:
+        print(snapshots.snapshotter.table())
     print(f"Final test accuracy after {result.steps} steps: {result.test_accuracy:.2%} (loss {result.test_loss:.4f})")
     if not result.chief:
         print(f"This worker wrote nothing: the chief writes {result.run_dir}")
         return 0
     print(f"Saved {result.run_dir / MODEL_FILENAME}")
     print(f"View it with: {tensorboard_command(run.config.logdir)}")
+    if snapshots is not None and snapshots.layout_status is not None:  # where they stand now: done, or who and how
+        print(layout_status(snapshots.logdir, snapshots.run).message())
     return 0
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from projector_export.command_line import OneLineParser, Stopped, int_at_least, stop_on_signals
 
-from .flags import add_probe_flags, add_verbose_flag
+from .flags import add_layouts_flag, add_probe_flags, add_verbose_flag, layouts_method
 from .tensorflow_logs import import_tensorflow_quietly
 from .train import MODEL_FILENAME
 
@@ -39,18 +39,21 @@ def watch(
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     until_step: int | None = None,
     exported: list[int] | None = None,
+    layouts: str = "umap",
 ) -> list[int]:
-    """Exports every checkpoint of `<logdir>/<run>` not exported yet; returns the steps exported by this call (also
-    appended to `exported` as they are, when given)."""
+    """Exports every checkpoint of `<logdir>/<run>` not exported yet, laid out as `layouts` says (`--layouts`);
+    returns the steps exported by this call (also appended to `exported` as they are, when given)."""
     from projector_export import DEFAULT_PROBE_SIZE, check_probe, snapshot_checkpoints, take_probe
 
     from .mnist import load_mnist
 
+    method = layouts_method(layouts)
     data = load_mnist(data_dir)
     images, labels = take_probe(data.test_images, data.test_labels, probe_size or DEFAULT_PROBE_SIZE)
     probe = check_probe(images, labels, layers=layers, class_names=data.class_names)
     return snapshot_checkpoints(logdir, run, probe, finished=(Path(logdir) / run / MODEL_FILENAME).exists,
-                                until_step=until_step, poll_seconds=poll_seconds, exported=exported)
+                                until_step=until_step, poll_seconds=poll_seconds, exported=exported,
+                                layouts=method)
 
 
 def build_parser() -> OneLineParser:
@@ -62,6 +65,7 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--logdir", required=True, help="TensorBoard log directory of the training")
     parser.add_argument("--run", required=True, help="the training's run name inside the log directory")
     add_probe_flags(parser)
+    add_layouts_flag(parser)
     add_verbose_flag(parser)
     parser.add_argument("--poll-seconds", type=float, default=DEFAULT_POLL_SECONDS, metavar="S",
                         help=f"seconds between two looks at the checkpoints folder (default: {DEFAULT_POLL_SECONDS:g})")
@@ -83,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with stop_on_signals():
         try:
             watch(args.logdir, args.run, layers=args.layers, probe_size=args.probe_size, data_dir=args.data_dir,
-                  poll_seconds=args.poll_seconds, until_step=args.until_step, exported=steps)
+                  poll_seconds=args.poll_seconds, until_step=args.until_step, exported=steps,
+                  layouts=args.layouts)
         except (ValueError, TypeError, OSError) as error:  # unknown layer, probe size, MNIST files: one line
             sys.exit(parser.fail(error))
         except Stopped as stop:
