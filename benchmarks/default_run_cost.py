@@ -331,43 +331,55 @@ def targets(args) -> None:
 
 
 def _snapshot_against_forward_pass(args) -> None:
-    """A later snapshot (as the table shows it, and wall/CPU around the call) and the bare forward pass of the
-    probe through the model's compiled predict step, alternating, `args.pause` idle seconds before each."""
+    """A later snapshot (as the table shows it, and wall/CPU around the call), the bare forward pass of the probe
+    through the model's compiled predict step, and the other passes of a run's last step over test images (the
+    validation, the pictures' predict of the rows the probe does not cover), alternating, `args.pause` idle
+    seconds before each."""
     from projector_export import DEFAULT_PROBE_SIZE, LayerSnapshotter, check_probe, take_probe
     from projector_export.prediction import predict_scores
 
     data, model = _trained(args.model, args.train_steps)
     x, y = take_probe(data.test_images, data.test_labels, DEFAULT_PROBE_SIZE)
-    figures: dict[str, list[tuple[float, float]]] = {"forward": [], "snapshot": []}
+    others = data.test_images[len(x):]
+    figures: dict[str, list[tuple[float, float]]] = {}
     table: list[float] = []
     with tempfile.TemporaryDirectory(prefix="default_run_cost-") as logdir:
         snapshotter = LayerSnapshotter(model, check_probe(x, y), logdir, run="targets")
         snapshotter.snapshot(0)  # the first snapshot: traces the extractor, writes the sprite
         predict_scores(model, x[:500])  # compiles the model's predict step
-        work = {"forward": lambda step: predict_scores(model, x),
-                "snapshot": lambda step: table.append(snapshotter.snapshot(step).seconds)}
+        model.evaluate(data.test_images[:1000], data.test_labels[:1000], batch_size=1000, verbose=0)
+        work = {
+            "bare forward pass of the probe": lambda step: predict_scores(model, x),
+            "snapshot call": lambda step: table.append(snapshotter.snapshot(step).seconds),
+            f"validation over the {len(data.test_images)} test images": lambda step: model.evaluate(
+                data.test_images, data.test_labels, batch_size=1000, verbose=0),
+            f"pictures' predict of the {len(others)} test images the probe does not cover": lambda step: (
+                predict_scores(model, others, 1000)),
+        }
         for repeat in range(args.repeats):
-            for side in (("forward", "snapshot") if repeat % 2 == 0 else ("snapshot", "forward")):
+            for side in (list(work) if repeat % 2 == 0 else list(work)[::-1]):
                 time.sleep(args.pause)
                 wall, cpu = time.perf_counter(), time.process_time()
                 work[side](repeat + 1)
-                figures[side].append((time.perf_counter() - wall, time.process_time() - cpu))
+                figures.setdefault(side, []).append((time.perf_counter() - wall, time.process_time() - cpu))
         layers = len(snapshotter.plan.layers)
     print(f"\nA later {args.model} snapshot ({len(x)} probe images, {layers} layers, model trained "
-          f"{args.train_steps} steps) and the bare forward pass of the probe, {args.repeats} alternating repeats, "
+          f"{args.train_steps} steps) and the passes beside it, {args.repeats} alternating repeats, "
           f"{args.pause:.0f} s idle before each; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")
     print("| measure | median wall s | median CPU s | all wall s |\n|---|---:|---:|---|")
     print(f"| snapshot as the table shows it | {statistics.median(table):.2f} | | "
           f"{', '.join(f'{s:.2f}' for s in table)} |")
-    for side, label in (("snapshot", "snapshot call"), ("forward", "bare forward pass of the probe")):
-        walls, cpus = zip(*figures[side], strict=True)
-        print(f"| {label} | {statistics.median(walls):.2f} | {statistics.median(cpus):.2f} | "
-              f"{', '.join(f'{w:.2f}' for w in walls)} |")
-    (snap_wall, snap_cpu), (bare_wall, bare_cpu) = ([statistics.median(column) for column in zip(*figures[side],
-                                                                                               strict=True)]
-                                                    for side in ("snapshot", "forward"))
-    print(f"\nsnapshot / forward pass: table {statistics.median(table) / bare_wall:.2f} (goal <= 1.5); wall "
-          f"{snap_wall / bare_wall:.2f}; CPU {snap_cpu / bare_cpu:.2f}", flush=True)
+    medians = {}
+    for side, values in figures.items():
+        walls, cpus = zip(*values, strict=True)
+        medians[side] = statistics.median(walls), statistics.median(cpus)
+        print(f"| {side} | {medians[side][0]:.2f} | {medians[side][1]:.2f} | {', '.join(f'{w:.2f}' for w in walls)} |")
+    (snap_wall, snap_cpu), (bare_wall, bare_cpu) = medians["snapshot call"], medians["bare forward pass of the probe"]
+    print(f"\nsnapshot / bare forward pass: table {statistics.median(table) / bare_wall:.2f} (goal <= 1.5); wall "
+          f"{snap_wall / bare_wall:.2f}; CPU {snap_cpu / bare_cpu:.2f}")
+    validation = medians[f"validation over the {len(data.test_images)} test images"]
+    print(f"one pass at a step with validation, snapshot and pictures would remove the validation's pass over the "
+          f"test images: {validation[0]:.2f} s wall, {validation[1]:.2f} s CPU per such step", flush=True)
 
 
 def _whole_runs(model: str, steps: int, pairs: int, off: list[str]) -> None:
