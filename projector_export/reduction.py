@@ -111,8 +111,9 @@ class StreamingPCA:
     coordinates.
 
     `matmul(a, b, transpose_a)`: the big products, a @ b or aᵀ @ b as a float32 array (default: numpy's BLAS on
-    every core). A forward pass in TensorFlow passes TensorFlow's, so that the products share its threads
-    instead of BLAS threads spinning beside them.
+    every core). A forward pass that computes the per-block products in its own graph (`streamed_pass`, for a
+    snapshot) hands over those instead of the rows (`add_sample_sums`, `add_projected`, reading `basis` and
+    `offset`): the rows then never leave it.
 
     `start`: the `basis` of an earlier PCA of rows like these (the same layer earlier in training): consecutive
     snapshots of a layer span nearly the same subspace, so one pass over the sample from it replaces the
