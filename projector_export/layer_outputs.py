@@ -34,8 +34,9 @@ def layer_output(model: keras.Model, name: str):
 class LayerOutputs:
     """The outputs of chosen layers and the model's first output, flattened to ``N x D``, in one forward pass.
 
-    The multi-output extractor is built once (so its compiled predict function is reused by every call) and run
-    batched in inference mode (dropout off, batch-norm statistics frozen).
+    The multi-output extractor is built once (so its compiled steps are reused by every call) and run batched in
+    inference mode (dropout off, batch-norm statistics frozen): at most `BATCH_SIZE` rows a batch, fewer when the
+    widest output's batch would exceed `BATCH_BYTES`.
 
     Args:
         model: a functional or Sequential Keras model (a Sequential one is built on `inputs` if it is not yet).
@@ -48,6 +49,11 @@ class LayerOutputs:
     """
 
     BATCH_SIZE = BATCH_SIZE
+    """The most rows a batch takes."""
+    BATCH_BYTES = 24 * 2**20
+    """The most bytes of one output's batch, so that fewer rows go per batch of a wide layer: glibc's malloc serves
+    a block of up to 32 MB from memory freed before, a larger one from fresh pages of the system (page faults,
+    every batch, for the outputs and for each temporary of their size)."""
 
     def __init__(self, model: keras.Model, layers: Sequence[str], inputs=None):
         if isinstance(model, keras.Sequential) and inputs is not None:
@@ -67,6 +73,8 @@ class LayerOutputs:
         # Flattened widths where the shapes are known before running (None: not known, so never streamed).
         self._widths = [math.prod(t.shape[1:]) if None not in t.shape[1:] else None for t in tensors]
         self._extractor = extractor(model, tensors)
+        widest = max((width for width in self._widths if width is not None), default=1)
+        self._batch_rows = max(1, min(self.BATCH_SIZE, self.BATCH_BYTES // (4 * widest)))
         self._bases: dict[int, np.ndarray] = {}  # each streamed layer's last PCA directions: the next one's start
         self._steps: dict[tuple, object] = {}  # the compiled steps of the passes, by kind and outputs
 
@@ -95,8 +103,8 @@ class LayerOutputs:
         bases = [streams[i].basis for i in streamed]
         offsets = [streams[i].offset for i in streamed]
         flat = {i: None for i in kept}
-        for start in range(0, n, self.BATCH_SIZE):  # every row in order: projected, or copied into N×D arrays
-            batch_rows = slice(start, min(start + self.BATCH_SIZE, n))
+        for start in range(0, n, self._batch_rows):  # every row in order: projected, or copied into N×D arrays
+            batch_rows = slice(start, min(start + self._batch_rows, n))
             projected, sums, squares, outputs = step(rows(inputs, batch_rows.start, batch_rows.stop), bases, offsets)
             for i, *values in zip(streamed, projected, sums, squares, strict=True):
                 streams[i].add_projected(batch_rows, *(np.asarray(value) for value in values))
@@ -137,8 +145,8 @@ class LayerOutputs:
             bases = [streams[i].basis for i in streamed]
             centres = [streams[i].offset @ streams[i].basis for i in streamed]
             sample = functools.reduce(np.union1d, wanted.values())
-            for start in range(0, len(sample), self.BATCH_SIZE):
-                taken_rows = sample[start:start + self.BATCH_SIZE]
+            for start in range(0, len(sample), self._batch_rows):
+                taken_rows = sample[start:start + self._batch_rows]
                 batch = keras.tree.map_structure(lambda leaf, r=taken_rows: np.take(leaf, r, axis=0), inputs)
                 masks = [np.isin(taken_rows, wanted[i], assume_unique=True).astype(np.float32) for i in streamed]
                 for i, mask, *sums in zip(streamed, masks, *step(batch, masks, bases, centres), strict=True):

@@ -162,6 +162,19 @@ def test_the_fused_pass_gives_the_projections_of_the_pca_fed_the_outputs():
             assert fused[name].explained_variance_ratio == pytest.approx(expected.explained_variance_ratio, abs=1e-6)
 
 
+def test_a_wide_layer_goes_in_smaller_batches_with_the_same_values(monkeypatch):
+    model, x = _wide_cnn_and_probe(4)
+    whole, whole_scores = LayerOutputs(model, ["conv1", "fc1"])(x, 20)
+    monkeypatch.setattr(LayerOutputs, "BATCH_BYTES", 96 * 512 * 4)  # conv1: 512 float32 columns, 96 rows a batch
+    outputs = LayerOutputs(model, ["conv1", "fc1"])
+    assert outputs._batch_rows == 96
+    small, small_scores = outputs(x, 20)
+    scale = float(np.abs(whole["conv1"].coordinates).max())
+    np.testing.assert_allclose(small["conv1"].coordinates, whole["conv1"].coordinates, rtol=0, atol=1e-4 * scale)
+    np.testing.assert_allclose(small["fc1"], whole["fc1"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(small_scores, whole_scores, rtol=1e-5, atol=1e-6)
+
+
 def test_streamed_pca_names_the_layer_that_outputs_infinities():
     model = _wide_cnn()
     kernel, bias = model.get_layer("conv1").get_weights()
