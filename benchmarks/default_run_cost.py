@@ -325,7 +325,8 @@ def targets(args) -> None:
     if "--layouts" in subprocess.run([sys.executable, "-m", "training.train", "--help"], check=True,
                                      stdout=subprocess.PIPE, text=True).stdout:
         off += ["--layouts", "off"]
-    _whole_runs(args.model, args.steps, args.pairs, off)
+    if args.pairs:
+        _whole_runs(args.model, args.steps, args.pairs, off)
     if args.tutorial_pairs:
         _whole_runs("tutorial", 10_000, args.tutorial_pairs, off)
 
