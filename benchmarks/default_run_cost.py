@@ -11,6 +11,8 @@ less noisy one on a shared machine):
          in alternating pairs (subprocesses): the median of each side and their ratio (target <= 1.05);
   jit    `model.fit` with and without XLA (`jit_compile=True`), alternating: seconds and test accuracy;
   threads  the exporter's PCA with its big products on one BLAS thread vs every core, alternating;
+  batches  the snapshot's streamed pass at 250, 500 and 1,000 rows a batch and with XLA, beside the bare
+         forward pass at the same batch sizes: seconds and page faults;
   variance the share of variance the PCA keeps on lenet's wide layers at steps 0, 300 and 1,500 of a training;
   targets  every target figure in one run: a later snapshot as the run's table shows it and as a ratio to the
          bare forward pass of the probe measured beside it (alternating repeats in this process), then whole
@@ -24,6 +26,7 @@ less noisy one on a shared machine):
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py threads --pairs 5
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py variance
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py targets --repeats 5 --pairs 3
+    MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py batches --repeats 3 --pause 2
 
 `parts` reads the snapshot's and the pictures' parts through the library's current modules; to measure an older
 checkout ("before"), run that checkout's own copy of this script.
@@ -433,9 +436,63 @@ def _timed_run(command: list[str]) -> tuple[float, float, float, str]:
     return last - start, time.perf_counter() - start, _children_cpu() - before, "".join(lines)
 
 
+def batches(args) -> None:
+    """The snapshot's streamed pass (a later snapshot's: warm sample pass, then every row) at batch sizes of 250,
+    500 and 1,000 rows and with XLA, against the bare forward pass at the same batch sizes, alternating: wall
+    and CPU seconds and the minor page faults of each call (fresh pages the process touched)."""
+    import tensorflow as tf
+
+    from projector_export import DEFAULT_PROBE_SIZE, check_probe, plan_snapshots, take_probe
+    from projector_export.layer_outputs import LayerOutputs
+    from projector_export.prediction import predict_scores
+    from projector_export.reduction import DEFAULT_PCA_COMPONENTS
+
+    data, model = _trained(args.model, args.train_steps)
+    x, y = take_probe(data.test_images, data.test_labels, DEFAULT_PROBE_SIZE)
+    layers = plan_snapshots(model, check_probe(x, y)).layers  # the snapshot's, as `projector-train` chooses them
+    outputs = {}
+    for xla in (False, True):
+        outputs[xla] = LayerOutputs(model, layers, x)
+        outputs[xla](x, DEFAULT_PCA_COMPONENTS)  # traces the steps, then XLA-compiled copies of them
+        if xla:
+            outputs[xla]._steps = {key: tf.function(step.python_function, input_signature=step.input_signature,
+                                                    autograph=False, jit_compile=True)
+                                   for key, step in outputs[xla]._steps.items()}
+        outputs[xla](x, DEFAULT_PCA_COMPONENTS)
+    work = {}
+    for rows in (250, 500, 1000):
+        predict_scores(model, x[:rows], rows)
+        work[f"bare forward pass, {rows} rows a batch"] = lambda rows=rows: predict_scores(model, x, rows)
+        work[f"streamed pass, {rows} rows a batch"] = lambda rows=rows: _batched(outputs[False], rows, x)
+    work["streamed pass, 250 rows a batch, XLA"] = lambda: _batched(outputs[True], 250, x)
+    figures: dict[str, list[tuple[float, float, int]]] = {}
+    for repeat in range(args.repeats):
+        for label in (list(work) if repeat % 2 == 0 else list(work)[::-1]):
+            time.sleep(args.pause)
+            before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            work[label]()
+            after, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - wall
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            figures.setdefault(label, []).append((wall, cpu, after.ru_minflt - before.ru_minflt))
+    print(f"\n{args.model}, {len(x)} probe images, medians of {args.repeats} alternating repeats, {args.pause:.0f} s "
+          f"idle before each; load average {os.getloadavg()[0]:.1f}\n\n"
+          "| pass | wall s | CPU s | minor page faults |\n|---|---:|---:|---:|")
+    for label, values in figures.items():
+        wall, cpu, faults = (statistics.median(column) for column in zip(*values, strict=True))
+        print(f"| {label} | {wall:.2f} | {cpu:.2f} | {faults:,.0f} |")
+
+
+def _batched(outputs, rows: int, x):
+    """`outputs(x)` with its streamed PCA, `rows` rows a batch."""
+    from projector_export.reduction import DEFAULT_PCA_COMPONENTS
+
+    outputs._batch_rows = rows
+    return outputs(x, DEFAULT_PCA_COMPONENTS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("parts", "runs", "jit", "threads", "variance", "targets"))
+    parser.add_argument("what", choices=("parts", "runs", "jit", "threads", "variance", "targets", "batches"))
     parser.add_argument("--model", default="lenet")
     parser.add_argument("--steps", type=int, default=1500, help="runs: steps per run; jit: steps timed")
     parser.add_argument("--train-steps", type=int, default=300, help="parts: steps trained before the snapshot")
@@ -448,7 +505,7 @@ def main() -> None:
                              "as in a run's minutes between snapshots)")
     args = parser.parse_args()
     {"parts": parts, "runs": runs, "jit": jit, "threads": threads, "variance": variance,
-     "targets": targets}[args.what](args)
+     "targets": targets, "batches": batches}[args.what](args)
 
 
 if __name__ == "__main__":
