@@ -11,13 +11,22 @@ less noisy one on a shared machine):
          in alternating pairs (subprocesses): the median of each side and their ratio (target <= 1.05);
   jit    `model.fit` with and without XLA (`jit_compile=True`), alternating: seconds and test accuracy;
   threads  the exporter's PCA with its big products on one BLAS thread vs every core, alternating;
-  variance the share of variance the PCA keeps on lenet's wide layers at steps 0, 300 and 1,500 of a training.
+  batches  the snapshot's streamed pass at 250, 500 and 1,000 rows a batch and with XLA, beside the bare
+         forward pass at the same batch sizes: seconds and page faults;
+  variance the share of variance the PCA keeps on lenet's wide layers at steps 0, 300 and 1,500 of a training;
+  targets  every target figure in one run: a later snapshot as the run's table shows it and as a ratio to the
+         bare forward pass of the probe measured beside it (alternating repeats in this process), then whole
+         runs, defaults vs everything off (`--layouts off` too where `projector-train` has the flag), wall
+         seconds to the run's last output line, in alternating pairs after a warm-up; `--tutorial-pairs N` adds
+         the tutorial model's 10,000-step runs (long).
 
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py parts --model lenet
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py runs --model lenet --pairs 3
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py jit --model lenet --steps 300
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py threads --pairs 5
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py variance
+    MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py targets --repeats 5 --pairs 3
+    MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py batches --repeats 3 --pause 2
 
 `parts` reads the snapshot's and the pictures' parts through the library's current modules; to measure an older
 checkout ("before"), run that checkout's own copy of this script.
@@ -312,18 +321,191 @@ def variance(args) -> None:
             print(f"| {step} | {name} | {ours:.2%} | {stream} | {best:.2%} |", flush=True)
 
 
+def targets(args) -> None:
+    """Every target figure in one run: the later snapshot against the bare forward pass, then whole runs."""
+    _snapshot_against_forward_pass(args)
+    off = ["--snapshot-every", "0", "--images-every", "0"]
+    if "--layouts" in subprocess.run([sys.executable, "-m", "training.train", "--help"], check=True,
+                                     stdout=subprocess.PIPE, text=True).stdout:
+        off += ["--layouts", "off"]
+    if args.pairs:
+        _whole_runs(args.model, args.steps, args.pairs, off)
+    if args.tutorial_pairs:
+        _whole_runs("tutorial", 10_000, args.tutorial_pairs, off)
+
+
+def _snapshot_against_forward_pass(args) -> None:
+    """A later snapshot (as the table shows it, and wall/CPU around the call), the bare forward pass of the probe
+    through the model's compiled predict step, and the other passes of a run's last step over test images (the
+    validation, the pictures' predict of the rows the probe does not cover), alternating, `args.pause` idle
+    seconds before each."""
+    from projector_export import DEFAULT_PROBE_SIZE, LayerSnapshotter, check_probe, take_probe
+    from projector_export.prediction import predict_scores
+
+    data, model = _trained(args.model, args.train_steps)
+    x, y = take_probe(data.test_images, data.test_labels, DEFAULT_PROBE_SIZE)
+    others = data.test_images[len(x):]
+    figures: dict[str, list[tuple[float, float]]] = {}
+    table: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="default_run_cost-") as logdir:
+        snapshotter = LayerSnapshotter(model, check_probe(x, y), logdir, run="targets")
+        snapshotter.snapshot(0)  # the first snapshot: traces the extractor, writes the sprite
+        predict_scores(model, x[:500])  # compiles the model's predict step
+        model.evaluate(data.test_images[:1000], data.test_labels[:1000], batch_size=1000, verbose=0)
+        work = {
+            "bare forward pass of the probe": lambda step: predict_scores(model, x),
+            "snapshot call": lambda step: table.append(snapshotter.snapshot(step).seconds),
+            f"validation over the {len(data.test_images)} test images": lambda step: model.evaluate(
+                data.test_images, data.test_labels, batch_size=1000, verbose=0),
+            f"pictures' predict of the {len(others)} test images the probe does not cover": lambda step: (
+                predict_scores(model, others, 1000)),
+        }
+        for repeat in range(args.repeats):
+            for side in (list(work) if repeat % 2 == 0 else list(work)[::-1]):
+                time.sleep(args.pause)
+                wall, cpu = time.perf_counter(), time.process_time()
+                work[side](repeat + 1)
+                figures.setdefault(side, []).append((time.perf_counter() - wall, time.process_time() - cpu))
+        layers = len(snapshotter.plan.layers)
+    print(f"\nA later {args.model} snapshot ({len(x)} probe images, {layers} layers, model trained "
+          f"{args.train_steps} steps) and the passes beside it, {args.repeats} alternating repeats, "
+          f"{args.pause:.0f} s idle before each; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")
+    print("| measure | median wall s | median CPU s | all wall s |\n|---|---:|---:|---|")
+    print(f"| snapshot as the table shows it | {statistics.median(table):.2f} | | "
+          f"{', '.join(f'{s:.2f}' for s in table)} |")
+    medians = {}
+    for side, values in figures.items():
+        walls, cpus = zip(*values, strict=True)
+        medians[side] = statistics.median(walls), statistics.median(cpus)
+        print(f"| {side} | {medians[side][0]:.2f} | {medians[side][1]:.2f} | {', '.join(f'{w:.2f}' for w in walls)} |")
+    (snap_wall, snap_cpu), (bare_wall, bare_cpu) = medians["snapshot call"], medians["bare forward pass of the probe"]
+    print(f"\nsnapshot / bare forward pass: table {statistics.median(table) / bare_wall:.2f} (goal <= 1.5); wall "
+          f"{snap_wall / bare_wall:.2f}; CPU {snap_cpu / bare_cpu:.2f}")
+    validation = medians[f"validation over the {len(data.test_images)} test images"]
+    print(f"one pass at a step with validation, snapshot and pictures would remove the validation's pass over the "
+          f"test images: {validation[0]:.2f} s wall, {validation[1]:.2f} s CPU per such step", flush=True)
+
+
+def _whole_runs(model: str, steps: int, pairs: int, off: list[str]) -> None:
+    """`projector-train --model M --steps S`, defaults vs `off`, in alternating pairs after an untimed warm-up: wall
+    seconds from the start to the run's last output line (and to its exit), CPU seconds of the process."""
+    sides = {"defaults": [], "off": off}
+    figures: dict[str, list[tuple[float, float, float]]] = {side: [] for side in sides}
+    table: list[list[float]] = []  # the seconds column of each defaults run's separability table
+    with tempfile.TemporaryDirectory(prefix="default_run_cost-") as logdir:
+        subprocess.run([sys.executable, "-m", "training.train", "--model", model, "--steps", "20", *off,
+                        "--logdir", logdir, "--run", "warm-up"], check=True, stdout=subprocess.DEVNULL)
+        for pair in range(pairs):
+            for side in (list(sides) if pair % 2 == 0 else list(sides)[::-1]):
+                *timings, out = _timed_run([sys.executable, "-m", "training.train", "--model", model, "--steps",
+                                            str(steps), *sides[side], "--logdir", logdir, "--run", f"{side}-{pair}"])
+                figures[side].append(tuple(timings))
+                table += [_table_seconds(out)] if side == "defaults" else []
+                print(f"{model} pair {pair} {side}: {timings[0]:.1f} s to the last line, {timings[1]:.1f} s to exit, "
+                      f"{timings[2]:.1f} s CPU (load average {os.getloadavg()[0]:.1f})"
+                      + (f"; snapshot seconds {table[-1]}" if side == "defaults" else ""), flush=True)
+    print(f"\n`projector-train --model {model} --steps {steps}`, defaults vs `{' '.join(off)}`, {pairs} alternating "
+          f"pairs after a warm-up, {os.cpu_count()} cores\n")
+    print("| run | median wall s to the last line | all | median wall s to exit | median CPU s |\n"
+          "|---|---:|---|---:|---:|")
+    medians = {}
+    for side in ("off", "defaults"):
+        columns = list(zip(*figures[side], strict=True))
+        medians[side] = [statistics.median(column) for column in columns]
+        print(f"| {side} | {medians[side][0]:.1f} | {', '.join(f'{v:.1f}' for v in columns[0])} | "
+              f"{medians[side][1]:.1f} | {medians[side][2]:.1f} |")
+    pair_ratios = [a[0] / b[0] for a, b in zip(figures["defaults"], figures["off"], strict=True)]
+    print(f"\nwall ratio (last line) of the medians: {medians['defaults'][0] / medians['off'][0]:.3f}; median of the "
+          f"pair ratios: {statistics.median(pair_ratios):.3f}; CPU ratio of the medians: "
+          f"{medians['defaults'][2] / medians['off'][2]:.3f}")
+    for row, values in enumerate(zip(*table, strict=True)):
+        print(f"snapshot {row + 1} as the separability table shows it: median {statistics.median(values):.1f} s "
+              f"(all: {', '.join(f'{v:.1f}' for v in values)})", flush=True)
+
+
+def _timed_run(command: list[str]) -> tuple[float, float, float, str]:
+    """Runs `command`; wall seconds to its last output line and to its exit, its CPU seconds and its output."""
+    start, before = time.perf_counter(), _children_cpu()
+    last, lines = start, []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        for line in process.stdout:
+            last = time.perf_counter()
+            lines.append(line)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command)
+    return last - start, time.perf_counter() - start, _children_cpu() - before, "".join(lines)
+
+
+def batches(args) -> None:
+    """The snapshot's streamed pass (a later snapshot's: warm sample pass, then every row) at batch sizes of 250,
+    500 and 1,000 rows and with XLA, against the bare forward pass at the same batch sizes, alternating: wall
+    and CPU seconds and the minor page faults of each call (fresh pages the process touched)."""
+    import tensorflow as tf
+
+    from projector_export import DEFAULT_PROBE_SIZE, check_probe, plan_snapshots, take_probe
+    from projector_export.layer_outputs import LayerOutputs
+    from projector_export.prediction import predict_scores
+    from projector_export.reduction import DEFAULT_PCA_COMPONENTS
+
+    data, model = _trained(args.model, args.train_steps)
+    x, y = take_probe(data.test_images, data.test_labels, DEFAULT_PROBE_SIZE)
+    layers = plan_snapshots(model, check_probe(x, y)).layers  # the snapshot's, as `projector-train` chooses them
+    outputs = {}
+    for xla in (False, True):
+        outputs[xla] = LayerOutputs(model, layers, x)
+        outputs[xla](x, DEFAULT_PCA_COMPONENTS)  # traces the steps, then XLA-compiled copies of them
+        if xla:
+            outputs[xla]._steps = {key: tf.function(step.python_function, input_signature=step.input_signature,
+                                                    autograph=False, jit_compile=True)
+                                   for key, step in outputs[xla]._steps.items()}
+        outputs[xla](x, DEFAULT_PCA_COMPONENTS)
+    work = {}
+    for rows in (250, 500, 1000):
+        predict_scores(model, x[:rows], rows)
+        work[f"bare forward pass, {rows} rows a batch"] = lambda rows=rows: predict_scores(model, x, rows)
+        work[f"streamed pass, {rows} rows a batch"] = lambda rows=rows: _batched(outputs[False], rows, x)
+    work["streamed pass, 250 rows a batch, XLA"] = lambda: _batched(outputs[True], 250, x)
+    figures: dict[str, list[tuple[float, float, int]]] = {}
+    for repeat in range(args.repeats):
+        for label in (list(work) if repeat % 2 == 0 else list(work)[::-1]):
+            time.sleep(args.pause)
+            before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            work[label]()
+            after, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - wall
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            figures.setdefault(label, []).append((wall, cpu, after.ru_minflt - before.ru_minflt))
+    print(f"\n{args.model}, {len(x)} probe images, medians of {args.repeats} alternating repeats, {args.pause:.0f} s "
+          f"idle before each; load average {os.getloadavg()[0]:.1f}\n\n"
+          "| pass | wall s | CPU s | minor page faults |\n|---|---:|---:|---:|")
+    for label, values in figures.items():
+        wall, cpu, faults = (statistics.median(column) for column in zip(*values, strict=True))
+        print(f"| {label} | {wall:.2f} | {cpu:.2f} | {faults:,.0f} |")
+
+
+def _batched(outputs, rows: int, x):
+    """`outputs(x)` with its streamed PCA, `rows` rows a batch."""
+    from projector_export.reduction import DEFAULT_PCA_COMPONENTS
+
+    outputs._batch_rows = rows
+    return outputs(x, DEFAULT_PCA_COMPONENTS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("parts", "runs", "jit", "threads", "variance"))
+    parser.add_argument("what", choices=("parts", "runs", "jit", "threads", "variance", "targets", "batches"))
     parser.add_argument("--model", default="lenet")
     parser.add_argument("--steps", type=int, default=1500, help="runs: steps per run; jit: steps timed")
     parser.add_argument("--train-steps", type=int, default=300, help="parts: steps trained before the snapshot")
     parser.add_argument("--pairs", type=int, default=3, help="runs/jit: alternating pairs")
+    parser.add_argument("--repeats", type=int, default=5, help="targets: alternating snapshot/forward repeats")
+    parser.add_argument("--tutorial-pairs", type=int, default=0,
+                        help="targets: also this many pairs of the tutorial model's 10,000-step runs (long)")
     parser.add_argument("--pause", type=float, default=30.0,
                         help="parts: seconds of idle before each timed snapshot (memory returns to the system "
                              "as in a run's minutes between snapshots)")
     args = parser.parse_args()
-    {"parts": parts, "runs": runs, "jit": jit, "threads": threads, "variance": variance}[args.what](args)
+    {"parts": parts, "runs": runs, "jit": jit, "threads": threads, "variance": variance,
+     "targets": targets, "batches": batches}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,11 @@
 """Every place where the library reads Keras' private structures, in one small module.
 
-Keras 3 has no public way to ask "is this a functional model", "which layer computes this tensor", "what did a
-nested model's call receive", or to run one batch through a model's compiled predict step without `predict`'s
-`tf.data` pipeline. These functions answer those questions from Keras' own attributes:
+Keras 3 has no public way to ask "is this a functional model", "which layer computes this tensor" or "what did a
+nested model's call receive". These functions answer those questions from Keras' own attributes:
 
 - `keras.src.models.functional.Functional` (the class of functional models),
 - `KerasTensor._keras_history` (the operation, node index and tensor index that produced a symbolic tensor),
-- `Layer._inbound_nodes` and `Node.input_tensors` / `Node.arguments.args` (what a call of a layer received),
-- `Model.make_predict_function()` and `Model.predict_function` (the compiled predict step).
+- `Layer._inbound_nodes` and `Node.input_tensors` / `Node.arguments.args` (what a call of a layer received).
 
 Checked against Keras 3.15.1 (installed). When Keras changes any of them, this is the one module to adapt: the
 tests of `model_layers`, `class_scores` and `layer_outputs` read nested, multi-input and Sequential models
@@ -90,12 +88,3 @@ def build_sequential(model: keras.Sequential, inputs) -> None:
     except (AttributeError, ValueError):
         model.build((None, *np.shape(inputs)[1:]))
 
-
-def predict_batch(model: keras.Model, batch) -> list[np.ndarray]:
-    """One batch through `model`'s compiled predict step (what `predict_on_batch` runs), each output read through
-    a view of its tensor's own buffer (no copy) and flattened to rows."""
-    model.make_predict_function()  # compiled once, then reused
-    results = model.predict_function([(batch,)])
-    results = results if isinstance(results, (list, tuple)) else [results]
-    views = [np.asarray(result) for result in results]
-    return [view.reshape(len(view), -1) for view in views]

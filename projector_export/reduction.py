@@ -111,8 +111,9 @@ class StreamingPCA:
     coordinates.
 
     `matmul(a, b, transpose_a)`: the big products, a @ b or aᵀ @ b as a float32 array (default: numpy's BLAS on
-    every core). A forward pass in TensorFlow passes TensorFlow's, so that the products share its threads
-    instead of BLAS threads spinning beside them.
+    every core). A forward pass that computes the per-block products in its own graph (`streamed_pass`, for a
+    snapshot) hands over those instead of the rows (`add_sample_sums`, `add_projected`, reading `basis` and
+    `offset`): the rows then never leave it.
 
     `start`: the `basis` of an earlier PCA of rows like these (the same layer earlier in training): consecutive
     snapshots of a layer span nearly the same subspace, so one pass over the sample from it replaces the
@@ -174,16 +175,30 @@ class StreamingPCA:
         self._y_sum = np.zeros(self.basis.shape[1], dtype=np.float64)
         self._product = np.zeros_like(self.basis)  # Sᵀ (S − 1 offsetᵀ) W, summed over the sample's blocks
 
+    @property
+    def offset(self) -> np.ndarray:
+        """The length-D vector the rows are centred on before their squares and sketch products are summed."""
+        return self._offset
+
     def add_sample(self, block: np.ndarray) -> None:
         """Takes the next rows of the current pass (`pass_rows`, in order), len×D; a pass ends with its last row."""
         if not self.sketching:
             raise ValueError("StreamingPCA has its subspace already; hand over the rows with `add`.")
         y = self._matmul(block, self.basis, False) - self._offset @ self.basis  # (S − 1 offsetᵀ) W,  b×w
-        self._product += self._matmul(block, y, True)
+        product = self._matmul(block, y, True)
         with _blas_threads(1):
-            self._sample_sum += block.sum(axis=0, dtype=np.float64)  # exact for constant rows
-            self._y_sum += y.sum(axis=0, dtype=np.float64)
-        self._seen += len(block)
+            self.add_sample_sums(len(block), product, block.sum(axis=0, dtype=np.float64),
+                                 y.sum(axis=0, dtype=np.float64))
+
+    def add_sample_sums(self, count: int, product: np.ndarray, row_sum: np.ndarray, y_sum: np.ndarray) -> None:
+        """`add_sample` of `count` rows S given as its sums, from a forward pass that computed them beside the rows:
+        Sᵀ Y (D×w), the column sums of S (D) and of Y (w), for Y = S W − offset · W (`basis`, `offset`)."""
+        if not self.sketching:
+            raise ValueError("StreamingPCA has its subspace already; hand over the rows with `add`.")
+        self._product += product
+        self._sample_sum += row_sum
+        self._y_sum += y_sum
+        self._seen += count
         rows = len(self.pass_rows)
         if self._seen < rows:
             return
@@ -206,13 +221,25 @@ class StreamingPCA:
         """Takes the rows `rows` (a slice or indices into the N rows) of the array, `block` (len(rows)×D)."""
         if self.sketching:
             raise ValueError("StreamingPCA needs the sample rows first (`add_sample`, while `sketching`).")
-        self._z[rows] = self._matmul(block, self.basis, False) - self._shift
+        projected = self._matmul(block, self.basis, False)
+        squares = 0.0
         with _blas_threads(1):
-            self._sum += np.ones(len(block), dtype=np.float32) @ block  # column sums, one BLAS pass
+            column_sum = np.ones(len(block), dtype=np.float32) @ block  # one BLAS pass
             for start in range(0, len(block), _BLOCK_ROWS):
                 centred = (block[start:start + _BLOCK_ROWS] - self._offset).ravel()
-                self._squares += float(np.dot(centred, centred))
-        self._added += len(block)
+                squares += float(np.dot(centred, centred))
+        self.add_projected(rows, projected, column_sum, squares)
+
+    def add_projected(self, rows: slice | np.ndarray, projected: np.ndarray, column_sum: np.ndarray,
+                      squares: float) -> None:
+        """`add` of the rows `rows` given as what the PCA keeps of them, from a forward pass that computed it beside
+        them: their projection on `basis` (len(rows)×w), their column sums (D) and Σ‖row − `offset`‖²."""
+        if self.sketching:
+            raise ValueError("StreamingPCA needs the sample rows first (`add_sample`, while `sketching`).")
+        self._z[rows] = projected - self._shift
+        self._sum += column_sum
+        self._squares += float(squares)
+        self._added += len(projected)
 
     def result(self) -> PCAResult:
         """The coordinates of all N rows on the top k components; ValueError when a value was NaN or infinite."""

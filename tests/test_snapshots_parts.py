@@ -138,6 +138,43 @@ def test_a_second_call_starts_each_layers_pca_from_its_last_directions():
     assert first["conv1"].explained_variance_ratio - 1e-3 <= warm <= 1.0
 
 
+def test_the_fused_pass_gives_the_projections_of_the_pca_fed_the_outputs():
+    """The products computed in the forward pass's graph (`streamed_pass`) against the same `StreamingPCA` fed the
+    layers' outputs in numpy, a fresh call (half then all of the sample) and a warm one."""
+    from projector_export.reduction import StreamingPCA
+
+    model, x = _wide_cnn_and_probe(3)
+    outputs = LayerOutputs(model, ["conv1", "conv2"])
+    full, _ = outputs(x)
+    bases: dict[str, np.ndarray] = {}
+    for _ in ("fresh", "warm"):
+        fused, _ = outputs(x, 20)
+        for name in ("conv1", "conv2"):
+            rows = full[name]
+            stream = StreamingPCA(len(rows), rows.shape[1], 20, start=bases.get(name))
+            while stream.sketching:
+                stream.add_sample(rows[stream.pass_rows])
+            for start in range(0, len(rows), 500):
+                stream.add(slice(start, start + 500), rows[start:start + 500])
+            expected, bases[name] = stream.result(), stream.basis
+            scale = float(np.abs(expected.coordinates).max())
+            np.testing.assert_allclose(fused[name].coordinates, expected.coordinates, rtol=0, atol=1e-4 * scale)
+            assert fused[name].explained_variance_ratio == pytest.approx(expected.explained_variance_ratio, abs=1e-6)
+
+
+def test_a_wide_layer_goes_in_smaller_batches_with_the_same_values(monkeypatch):
+    model, x = _wide_cnn_and_probe(4)
+    whole, whole_scores = LayerOutputs(model, ["conv1", "fc1"])(x, 20)
+    monkeypatch.setattr(LayerOutputs, "BATCH_BYTES", 96 * 512 * 4)  # conv1: 512 float32 columns, 96 rows a batch
+    outputs = LayerOutputs(model, ["conv1", "fc1"])
+    assert outputs._batch_rows == 96
+    small, small_scores = outputs(x, 20)
+    scale = float(np.abs(whole["conv1"].coordinates).max())
+    np.testing.assert_allclose(small["conv1"].coordinates, whole["conv1"].coordinates, rtol=0, atol=1e-4 * scale)
+    np.testing.assert_allclose(small["fc1"], whole["fc1"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(small_scores, whole_scores, rtol=1e-5, atol=1e-6)
+
+
 def test_streamed_pca_names_the_layer_that_outputs_infinities():
     model = _wide_cnn()
     kernel, bias = model.get_layer("conv1").get_weights()
