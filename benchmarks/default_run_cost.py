@@ -17,8 +17,9 @@ less noisy one on a shared machine):
   targets  every target figure in one run: a later snapshot as the run's table shows it and as a ratio to the
          bare forward pass of the probe measured beside it (alternating repeats in this process), then whole
          runs, defaults vs everything off (`--layouts off` too where `projector-train` has the flag), wall
-         seconds to the run's last output line, in alternating pairs after a warm-up; `--tutorial-pairs N` adds
-         the tutorial model's 10,000-step runs (long).
+         seconds to the run's last output line, in alternating pairs after a warm-up, and from that line until
+         every snapshot's layouts are served (the next run starts after that); `--tutorial-pairs N` adds the
+         tutorial model's 10,000-step runs (long).
 
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py parts --model lenet
     MNIST_DATA_DIR=... PYTHONPATH=. python benchmarks/default_run_cost.py runs --model lenet --pairs 3
@@ -44,6 +45,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from benchmarks.layouts import wait_for_layouts
 
 ROWS: list[tuple[str, float, float, str]] = []
 
@@ -392,6 +395,7 @@ def _whole_runs(model: str, steps: int, pairs: int, off: list[str]) -> None:
     sides = {"defaults": [], "off": off}
     figures: dict[str, list[tuple[float, float, float]]] = {side: [] for side in sides}
     table: list[list[float]] = []  # the seconds column of each defaults run's separability table
+    served: list[tuple[float, float]] = []  # last line -> every layout served, -> the worker's exit
     with tempfile.TemporaryDirectory(prefix="default_run_cost-") as logdir:
         subprocess.run([sys.executable, "-m", "training.train", "--model", model, "--steps", "20", *off,
                         "--logdir", logdir, "--run", "warm-up"], check=True, stdout=subprocess.DEVNULL)
@@ -401,6 +405,9 @@ def _whole_runs(model: str, steps: int, pairs: int, off: list[str]) -> None:
                                             str(steps), *sides[side], "--logdir", logdir, "--run", f"{side}-{pair}"])
                 figures[side].append(tuple(timings))
                 table += [_table_seconds(out)] if side == "defaults" else []
+                if side == "defaults" and "--layouts" in off:  # the next run starts once these layouts are done
+                    exit_delay = timings[1] - timings[0]
+                    served.append(tuple(exit_delay + s for s in wait_for_layouts(logdir, f"{side}-{pair}")))
                 print(f"{model} pair {pair} {side}: {timings[0]:.1f} s to the last line, {timings[1]:.1f} s to exit, "
                       f"{timings[2]:.1f} s CPU (load average {os.getloadavg()[0]:.1f})"
                       + (f"; snapshot seconds {table[-1]}" if side == "defaults" else ""), flush=True)
@@ -418,6 +425,11 @@ def _whole_runs(model: str, steps: int, pairs: int, off: list[str]) -> None:
     print(f"\nwall ratio (last line) of the medians: {medians['defaults'][0] / medians['off'][0]:.3f}; median of the "
           f"pair ratios: {statistics.median(pair_ratios):.3f}; CPU ratio of the medians: "
           f"{medians['defaults'][2] / medians['off'][2]:.3f}")
+    if served:
+        laid_out, done = zip(*served, strict=True)
+        print(f"defaults: from the last line to every snapshot's layouts served: median "
+              f"{statistics.median(laid_out):.1f} s (all: {', '.join(f'{v:.1f}' for v in laid_out)}; goal <= 30); "
+              f"to the worker's exit (trajectories built): median {statistics.median(done):.1f} s")
     for row, values in enumerate(zip(*table, strict=True)):
         print(f"snapshot {row + 1} as the separability table shows it: median {statistics.median(values):.1f} s "
               f"(all: {', '.join(f'{v:.1f}' for v in values)})", flush=True)

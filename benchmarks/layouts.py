@@ -218,11 +218,25 @@ def sizes(args) -> None:
         print(f"{library}: {total / 1e6:.0f} MB in {len(added)} distributions ({', '.join(added)})")
 
 
-def train(args) -> None:
-    """`projector-train` with and without its layouts, alternating; the default's layouts waited for after it."""
-    from projector_export.naming import trajectory_name
+def wait_for_layouts(logdir: str, run: str, timeout: float = 1800.0) -> tuple[float, float]:
+    """Seconds from now until every tensor of `run` has its layouts (served: published in the run's config), and
+    until its worker has also built the trajectories and exited."""
     from projector_export.run_layouts import layout_status
 
+    start, laid_out = time.perf_counter(), None
+    while True:
+        status = layout_status(logdir, run)
+        if laid_out is None and not status.pending:
+            laid_out = time.perf_counter() - start
+        if laid_out is not None and status.worker is None:
+            return laid_out, time.perf_counter() - start
+        if time.perf_counter() - start > timeout:
+            raise RuntimeError(f"{run}: not laid out {timeout:.0f} s after the training: {status.message()}")
+        time.sleep(0.25)
+
+
+def train(args) -> None:
+    """`projector-train` with and without its layouts, alternating; the default's layouts waited for after it."""
     rows = {"umap": [], "off": []}
     with tempfile.TemporaryDirectory() as logdir:
         for pair in range(args.pairs):
@@ -235,17 +249,8 @@ def train(args) -> None:
                                 "--run", run, "--layouts", layouts], check=True, capture_output=True)
                 wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-                done = time.perf_counter()
-                while layouts != "off":
-                    if time.perf_counter() - done > 1800:
-                        raise RuntimeError(f"{run}: not laid out 30 min after the training: "
-                                           f"{layout_status(logdir, run).message()}")
-                    status = layout_status(logdir, run)
-                    config = open(os.path.join(logdir, run, "projector_config.pbtxt")).read()
-                    if not status.pending and status.worker is None and trajectory_name("fc1") in config:
-                        break
-                    time.sleep(0.5)
-                rows[layouts].append((wall, cpu, time.perf_counter() - done))
+                after = wait_for_layouts(logdir, run)[1] if layouts != "off" else 0.0
+                rows[layouts].append((wall, cpu, after))
     print(f"projector-train --model {args.model} --steps {args.steps} --snapshot-every {args.every} --probe-size "
           f"{args.probe_size} --images-every 0, {args.pairs} alternating pairs (medians)\n")
     print("| --layouts | training wall s | training CPU s | exit → every layout and trajectory |\n|---|---:|---:|---:|")

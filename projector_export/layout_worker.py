@@ -3,9 +3,11 @@
 The training side holds a `LayoutFeed`: `snapshot_written()` after each snapshot's export (the first call starts
 the worker, later ones wake it) and `training_ended()` once at the end, which returns where the layouts stand
 (`run_layouts.LayoutStatus`: what is left, which process computes it, the command that waits for it). The training
-never waits for a layout. The worker (`projector-layouts --follow`) runs in its own session, so it finishes the
-layouts and builds the trajectories after the training's process has returned (or died: its end of the pipe
-closing is the same signal), then exits.
+never waits for a layout. The worker (`projector-layouts --follow`) runs in its own process group, so it finishes
+the layouts and builds the trajectories after the training's process has returned (or died: its end of the pipe
+closing is the same signal), then exits. It stays in the training's session: Linux's scheduler autogroups give
+each session an equal share of the CPU, so a worker in a session of its own would take half the CPU from the
+training whatever its priority.
 
 Ctrl-C, SIGTERM or a kill of the worker leave the run as it was after its last publication; the next worker or
 `projector-layouts` computes the rest.
@@ -54,7 +56,7 @@ class LayoutFeed:
                  *(["--run", self.run] if self.run is not None else []), "--method", self.method,
                  *([] if self.trajectories else ["--no-trajectories"])],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True,  # outlives the training; Ctrl-C in the training's terminal does not reach it
+                process_group=0,  # outlives the training; Ctrl-C in the training's terminal does not reach it
             )
             return
         with contextlib.suppress(BrokenPipeError, ValueError):  # a worker that died: the status says so
