@@ -103,6 +103,10 @@ def test_the_worker_lays_out_a_training_s_snapshots_at_idle_priority_then_builds
     while os.sched_getscheduler(feed.process.pid) != os.SCHED_IDLE and time.monotonic() < deadline:
         time.sleep(0.05)
     assert os.sched_getscheduler(feed.process.pid) == os.SCHED_IDLE
+    # Idle only against the training if in its session (Linux gives each session's autogroup an equal CPU share);
+    # a process group of its own keeps a Ctrl-C in the training's terminal from reaching it.
+    assert os.getsid(feed.process.pid) == os.getsid(0)
+    assert os.getpgid(feed.process.pid) == feed.process.pid != os.getpgid(0)
     snapshot(tmp_path, 100)
     feed.snapshot_written()
     status = feed.training_ended()
