@@ -13,13 +13,17 @@
   train    whole `projector-train` runs with the default layouts (their worker at idle priority) and with
            `--layouts off`, alternating: the training process's wall and CPU seconds (the worker is not its to
            wait for), and for the default, the seconds from the training's exit to every snapshot laid out and
-           the trajectories built.
+           the trajectories built;
+  neighbours  UMAP's neighbourhood and packing (`n_neighbors`, `min_dist`) against the layout's purpose: a short
+           `tutorial` training's snapshots (steps 0, 50, 100) of each `--probe-size`, laid out step after step as
+           the worker does, for several seeds: the last layout's 10-NN label accuracy over the layer's separability.
 
     MNIST_DATA_DIR=... python -m benchmarks.layouts cost --rows 5000 50000 --repeats 3
     MNIST_DATA_DIR=... python -m benchmarks.layouts served --rows 5000
     MNIST_DATA_DIR=... python -m benchmarks.layouts browser --rows 5000
     python -m benchmarks.layouts sizes
     MNIST_DATA_DIR=... python -m benchmarks.layouts train --model tutorial --steps 300 --pairs 2
+    MNIST_DATA_DIR=... python -m benchmarks.layouts neighbours --probe-size 500 1000
 
 Layer outputs are cached in `--cache` (a training and a forward pass over up to 50,000 images, minutes).
 """
@@ -36,6 +40,8 @@ import sys
 import tempfile
 import time
 from importlib import metadata
+
+import numpy as np
 
 from benchmarks._layer_outputs import layer_outputs
 
@@ -259,11 +265,53 @@ def train(args) -> None:
         print(f"| {layouts} | {wall:.1f} | {cpu:.1f} | {'-' if layouts == 'off' else f'{after:.1f} s'} |")
 
 
+NEIGHBOURS_SETTINGS = ((15, 0.1), (15, 0.0), (10, 0.1), (10, 0.0))  # umap-learn's defaults first
+
+
+def neighbours(args) -> None:
+    """Per probe size and (n_neighbors, min_dist): the lowest and mean ratio over seeds, per layer."""
+    from projector_export import checkpoint, knn_separability
+    from projector_export import config as config_lib
+    from projector_export import layouts as lay
+    from projector_export.run_layouts import metadata_columns
+
+    print("| rows | n_neighbors, min_dist | " + " | ".join(SERVED_LAYERS) + " |\n|---|---|"
+          + "---:|" * len(SERVED_LAYERS))
+    with tempfile.TemporaryDirectory() as logdir:
+        for rows in args.probe_size:
+            run = f"probe-{rows}"
+            subprocess.run([sys.executable, "-m", "training.train", "--model", "tutorial", "--steps", "100",
+                            "--snapshot-every", "50", "--eval-every", "50", "--probe-size", str(rows),
+                            "--images-every", "0", "--seed", "0", "--logdir", logdir, "--run", run,
+                            "--layouts", "off"], check=True, capture_output=True)
+            run_dir = os.path.join(logdir, run)
+            config = config_lib.read_config(run_dir)
+            reader = checkpoint.reader(checkpoint.current_prefix(run_dir, config.model_checkpoint_path))
+            entry = next(e for e in config.embeddings if e.tensor_name == "fc1/step_000100")
+            labels = np.asarray(metadata_columns(run_dir, entry)["label"]).astype(int)
+            for setting in NEIGHBOURS_SETTINGS:
+                lay.UMAP_NEIGHBORS, lay.UMAP_MIN_DIST = setting
+                ratios = {layer: [] for layer in SERVED_LAYERS}
+                for seed in range(args.seeds):
+                    for layer in SERVED_LAYERS:
+                        previous = None
+                        for step in (0, 50, 100):
+                            x = reader.get_tensor(f"{layer}/step_{step:06d}")
+                            _, layouts = lay.compute_layouts(x, previous, seed=seed)
+                            previous = {item.layout: item.coordinates for item in layouts}
+                        ratios[layer].append(knn_separability(previous["umap"], labels, k=10)
+                                             / knn_separability(x, labels))
+                cells = [f"{min(r):.3f} ({statistics.mean(r):.3f})" for r in ratios.values()]
+                print(f"| {rows:,} | {setting[0]}, {setting[1]} | " + " | ".join(cells) + " |", flush=True)
+    print(f"\n(Lowest of {args.seeds} seeds, mean in brackets: the last layout's 10-NN label accuracy over the "
+          "layer's separability.)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     default_cache = os.path.join(tempfile.gettempdir(), "projector-layouts-bench.npz")
-    for name in ("cost", "served", "browser", "sizes", "train", "_one"):
+    for name in ("cost", "served", "browser", "sizes", "train", "neighbours", "_one"):
         p = sub.add_parser(name)
         p.add_argument("--cache", default=default_cache)
         p.add_argument("--served-cache", default=default_cache.replace(".npz", "-served.npz"))
@@ -286,11 +334,14 @@ def main() -> None:
     sub.choices["train"].add_argument("--every", type=int, default=100)
     sub.choices["train"].add_argument("--probe-size", type=int, default=1000)
     sub.choices["train"].add_argument("--pairs", type=int, default=2)
+    sub.choices["neighbours"].add_argument("--probe-size", type=int, nargs="+", default=[500, 1000])
+    sub.choices["neighbours"].add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     if args.command == "_one":
         print(json.dumps(_one(args.method, args.one_rows, args.one_layer, args.cache)))
         return
-    {"cost": cost, "served": served, "browser": browser, "sizes": sizes, "train": train}[args.command](args)
+    {"cost": cost, "served": served, "browser": browser, "sizes": sizes, "train": train,
+     "neighbours": neighbours}[args.command](args)
 
 
 if __name__ == "__main__":
