@@ -249,10 +249,7 @@ def train(args) -> None:
             for layouts in ("umap", "off"):
                 run = f"{layouts}-{pair}"
                 before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-                subprocess.run([sys.executable, "-m", "training.train", "--model", args.model, "--steps",
-                                str(args.steps), "--snapshot-every", str(args.every), "--probe-size",
-                                str(args.probe_size), "--images-every", "0", "--seed", "0", "--logdir", logdir,
-                                "--run", run, "--layouts", layouts], check=True, capture_output=True)
+                _projector_train(logdir, run, args.model, args.steps, args.every, args.probe_size, layouts)
                 wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
                 after = wait_for_layouts(logdir, run)[1] if layouts != "off" else 0.0
@@ -265,46 +262,76 @@ def train(args) -> None:
         print(f"| {layouts} | {wall:.1f} | {cpu:.1f} | {'-' if layouts == 'off' else f'{after:.1f} s'} |")
 
 
+def _projector_train(logdir: str, run: str, model: str, steps: int, every: int, probe_size: int,
+                     layouts: str, *flags: str) -> None:
+    """A `projector-train` run without pictures (seed 0), in a subprocess; `flags`: more of its flags."""
+    subprocess.run([sys.executable, "-m", "training.train", "--model", model, "--steps", str(steps),
+                    "--snapshot-every", str(every), "--probe-size", str(probe_size), "--images-every", "0",
+                    "--seed", "0", "--logdir", logdir, "--run", run, "--layouts", layouts, *flags],
+                   check=True, capture_output=True)
+
+
 NEIGHBOURS_SETTINGS = ((15, 0.1), (15, 0.0), (10, 0.1), (10, 0.0))  # umap-learn's defaults first
+NEIGHBOURS_STEPS = (0, 50, 100)
 
 
 def neighbours(args) -> None:
     """Per probe size and (n_neighbors, min_dist): the lowest and mean ratio over seeds, per layer."""
-    from projector_export import checkpoint, knn_separability
-    from projector_export import config as config_lib
     from projector_export import layouts as lay
-    from projector_export.run_layouts import metadata_columns
 
     print("| rows | n_neighbors, min_dist | " + " | ".join(SERVED_LAYERS) + " |\n|---|---|"
           + "---:|" * len(SERVED_LAYERS))
+    kept = lay.UMAP_NEIGHBORS, lay.UMAP_MIN_DIST
     with tempfile.TemporaryDirectory() as logdir:
         for rows in args.probe_size:
-            run = f"probe-{rows}"
-            subprocess.run([sys.executable, "-m", "training.train", "--model", "tutorial", "--steps", "100",
-                            "--snapshot-every", "50", "--eval-every", "50", "--probe-size", str(rows),
-                            "--images-every", "0", "--seed", "0", "--logdir", logdir, "--run", run,
-                            "--layouts", "off"], check=True, capture_output=True)
-            run_dir = os.path.join(logdir, run)
-            config = config_lib.read_config(run_dir)
-            reader = checkpoint.reader(checkpoint.current_prefix(run_dir, config.model_checkpoint_path))
-            entry = next(e for e in config.embeddings if e.tensor_name == "fc1/step_000100")
-            labels = np.asarray(metadata_columns(run_dir, entry)["label"]).astype(int)
-            for setting in NEIGHBOURS_SETTINGS:
-                lay.UMAP_NEIGHBORS, lay.UMAP_MIN_DIST = setting
-                ratios = {layer: [] for layer in SERVED_LAYERS}
-                for seed in range(args.seeds):
+            steps, labels, separability = _young_snapshots(logdir, rows)
+            try:
+                for setting in NEIGHBOURS_SETTINGS:
+                    lay.UMAP_NEIGHBORS, lay.UMAP_MIN_DIST = setting
+                    cells = []
                     for layer in SERVED_LAYERS:
-                        previous = None
-                        for step in (0, 50, 100):
-                            x = reader.get_tensor(f"{layer}/step_{step:06d}")
-                            _, layouts = lay.compute_layouts(x, previous, seed=seed)
-                            previous = {item.layout: item.coordinates for item in layouts}
-                        ratios[layer].append(knn_separability(previous["umap"], labels, k=10)
-                                             / knn_separability(x, labels))
-                cells = [f"{min(r):.3f} ({statistics.mean(r):.3f})" for r in ratios.values()]
-                print(f"| {rows:,} | {setting[0]}, {setting[1]} | " + " | ".join(cells) + " |", flush=True)
+                        ratios = [_last_layout_10nn(steps[layer], labels, seed) / separability[layer]
+                                  for seed in range(args.seeds)]
+                        cells.append(f"{min(ratios):.3f} ({statistics.mean(ratios):.3f})")
+                    print(f"| {rows:,} | {setting[0]}, {setting[1]} | " + " | ".join(cells) + " |", flush=True)
+            finally:
+                lay.UMAP_NEIGHBORS, lay.UMAP_MIN_DIST = kept
     print(f"\n(Lowest of {args.seeds} seeds, mean in brackets: the last layout's 10-NN label accuracy over the "
           "layer's separability.)")
+
+
+def _young_snapshots(logdir: str, rows: int) -> tuple[dict[str, list[np.ndarray]], np.ndarray, dict[str, float]]:
+    """A 100-step `tutorial` run's snapshots of `rows` probe images: each layer's tensors at NEIGHBOURS_STEPS, the
+    probe's labels and each layer's separability at the last step."""
+    from projector_export import checkpoint, knn_separability
+    from projector_export import config as config_lib
+    from projector_export.naming import snapshot_name
+    from projector_export.run_layouts import metadata_columns
+
+    run = f"probe-{rows}"
+    _projector_train(logdir, run, "tutorial", NEIGHBOURS_STEPS[-1], NEIGHBOURS_STEPS[1], rows, "off",
+                     "--eval-every", str(NEIGHBOURS_STEPS[1]))
+    run_dir = os.path.join(logdir, run)
+    config = config_lib.read_config(run_dir)
+    reader = checkpoint.reader(checkpoint.current_prefix(run_dir, config.model_checkpoint_path))
+    steps = {layer: [reader.get_tensor(snapshot_name(layer, step, digits=6)) for step in NEIGHBOURS_STEPS]
+             for layer in SERVED_LAYERS}
+    last = snapshot_name(SERVED_LAYERS[0], NEIGHBOURS_STEPS[-1], digits=6)
+    labels = np.asarray(metadata_columns(run_dir, next(e for e in config.embeddings if e.tensor_name == last))
+                        ["label"]).astype(int)
+    return steps, labels, {layer: knn_separability(x[-1], labels) for layer, x in steps.items()}
+
+
+def _last_layout_10nn(steps: list[np.ndarray], labels: np.ndarray, seed: int) -> float:
+    """The 10-NN label accuracy of the last of `steps` laid out one after the other, as the worker does."""
+    from projector_export import knn_separability
+    from projector_export.layouts import compute_layouts
+
+    previous = None
+    for x in steps:
+        _, layouts = compute_layouts(x, previous, seed=seed)
+        previous = {item.layout: item.coordinates for item in layouts}
+    return knn_separability(previous["umap"], labels, k=10)
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ SEED = 0
 PCA_DIMS, NONLINEAR_DIMS = 3, 2
 # UMAP's neighbourhood and packing: smaller than its defaults (15, 0.1), so that a layout keeps each point's
 # nearest neighbours (the classes' boundaries a person reads) rather than the global shape; with a few hundred
-# rows the defaults lost a tenth of the layer's k-NN label accuracy (docs/layouts.md).
+# rows the defaults kept less of the layer's k-NN label accuracy (docs/layouts.md).
 UMAP_NEIGHBORS, UMAP_MIN_DIST = 10, 0.0
 # Up to this many rows UMAP gets exact nearest neighbours computed here (matrix products, a fraction of a second
 # for 5,000 rows) instead of its approximate search, whose code numba compiles in each new process (about 50 CPU

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from _programs import program, run
 
-# PROBE: a fifth of the default probe; with a few hundred rows a 2-D layout's 10-NN label accuracy sits near 0.9x
-# the layer's separability, with thousands near 1x (docs/layouts.md).
+# PROBE: a fifth of the default probe; a 2-D layout of a few hundred rows keeps less of the layer's separability
+# than one of thousands, too close to the 0.9x that test_training_layouts asks (docs/layouts.md).
 RUN, STEPS, EVERY, PROBE = "laid-out", 100, 50, 1000
 LAYERS = ("conv1", "conv2", "fc1", "logits")  # the `tutorial` model's convolution and dense layers: the default
 SNAPSHOT_STEPS = tuple(range(0, STEPS + 1, EVERY))
